@@ -1,0 +1,107 @@
+"""Masked-Mel crops: the items every inpainter trains and validates on.
+
+Each item is a pure function of ``(seed, index)``: no hidden RNG state, so runs
+are reproducible and a resumed run sees exactly the items it would have seen.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from datasets.masks import sample_mask
+from processors.audio_io import load_mono
+from processors.errors import UserError
+from processors.mel import MelSpectrogram
+
+log = logging.getLogger(__name__)
+
+
+def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction: float,
+                 desc: str = "mels") -> list[np.ndarray]:
+    """Decode every file and compute its normalised log-Mel (n_mels, frames), float32.
+
+    Unreadable, too short or silent files are skipped and counted; more than
+    ``max_bad_fraction`` of them is a UserError (something is wrong with the folder).
+    """
+    mel = MelSpectrogram(audio)
+    mels, bad = [], {}
+    for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20):
+        try:
+            wave = load_mono(path, audio.sample_rate)
+        except UserError as exc:
+            bad[path] = str(exc)
+            continue
+        if len(wave) < min_seconds * audio.sample_rate:
+            bad[path] = f"shorter than {min_seconds} s"
+            continue
+        if np.max(np.abs(wave)) < 1e-4:
+            bad[path] = "silent"
+            continue
+        with torch.no_grad():
+            mels.append(mel(torch.from_numpy(wave)).numpy())
+    if bad:
+        first = next(iter(bad.items()))
+        log.warning("%s: skipped %d of %d files (e.g. %s: %s)", desc, len(bad), len(files), first[0], first[1])
+    if not mels or len(bad) > max_bad_fraction * len(files):
+        raise UserError(f"{desc}: {len(bad)} of {len(files)} files unusable (e.g. {first[1]}); "
+                        f"limit is data.max_bad_fraction={max_bad_fraction}")
+    return mels
+
+
+class MaskedMelCrops(Dataset):
+    """Random fixed-length crops of a list of log-Mels, each with a sampled gap mask.
+
+    Item ``i`` -> dict of float32 tensors, each (1, n_mels, crop_frames):
+    ``masked`` (target with the hole set to ``fill_value``), ``target``, ``mask`` (1 = missing).
+    Files are drawn in proportion to their length; files shorter than the crop
+    are padded with the silence floor (0).
+    """
+
+    def __init__(self, mels: list[np.ndarray], crop_frames: int, mask_cfg, seed: int, length: int):
+        self.mels, self.crop, self.mask_cfg = mels, crop_frames, mask_cfg
+        self.seed, self.length = seed, length
+        sizes = np.array([m.shape[-1] for m in mels], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        mel = self.mels[int(rng.choice(len(self.mels), p=self.weights))]
+        n_mels, frames = mel.shape
+        if frames < self.crop:
+            crop = np.zeros((n_mels, self.crop), dtype=np.float32)
+            crop[:, :frames] = mel
+        else:
+            start = int(rng.integers(0, frames - self.crop + 1))
+            crop = mel[:, start:start + self.crop]
+        target = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
+        mask = torch.from_numpy(sample_mask(rng, self.mask_cfg, n_mels, self.crop))
+        masked = target * (1 - mask) + self.mask_cfg.fill_value * mask
+        return {"masked": masked, "target": target, "mask": mask}
+
+
+class OffsetSampler(torch.utils.data.Sampler):
+    """Indices ``start, start+1, ...`` up to ``stop``: resuming at step s starts at s * batch."""
+
+    def __init__(self, start: int, stop: int):
+        self.start, self.stop = start, stop
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def build_splits(cfg) -> dict[str, list[Path]]:
+    from datasets.sources import list_files, split_files
+    d = cfg.data
+    files = list_files(d.dataset, [d.root, *d.extra_roots])
+    return split_files(files, d.val_fraction, d.test_fraction)

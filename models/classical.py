@@ -1,0 +1,29 @@
+"""Classical Mel-domain fills, used as baselines beside the networks."""
+from __future__ import annotations
+
+import torch
+
+
+def linear_interpolation(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Fill each masked run of frames by a straight line between the frames around it.
+
+    masked, mask: (B, 1, n_mels, T); the mask is assumed constant over frequency
+    (whole-frame gaps). Runs touching an edge repeat the nearest known frame.
+    Returns (B, 1, n_mels, T) with the context unchanged.
+    """
+    out = masked.clone()
+    missing = mask[:, 0, 0, :] > 0.5                      # (B, T)
+    t = torch.arange(masked.shape[-1], dtype=masked.dtype, device=masked.device)
+    for b in range(masked.shape[0]):
+        known = torch.nonzero(~missing[b]).flatten()
+        if len(known) == 0:
+            continue
+        holes = torch.nonzero(missing[b]).flatten()
+        right = torch.searchsorted(known, holes).clamp(max=len(known) - 1)
+        left = (right - 1).clamp(min=0)
+        right = torch.where(known[right] < holes, left, right)        # hole after the last known frame
+        left = torch.where(known[left] > holes, right, left)          # hole before the first known frame
+        tl, tr = known[left].to(masked.dtype), known[right].to(masked.dtype)
+        w = torch.where(tr > tl, (t[holes] - tl) / (tr - tl).clamp(min=1), torch.zeros_like(tl))
+        out[b, :, :, holes] = (1 - w) * masked[b, :, :, known[left]] + w * masked[b, :, :, known[right]]
+    return out

@@ -1,0 +1,55 @@
+"""One contract for every inpainter, and a registry to build them by name."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from processors.errors import UserError
+
+MODELS: dict[str, tuple[type, type]] = {}   # name -> (model class, params dataclass)
+
+
+def register(name: str, params_cls: type):
+    """Class decorator: ``@register("unet", UNetParams)``."""
+    def wrap(cls):
+        MODELS[name] = (cls, params_cls)
+        cls.registry_name = name
+        return cls
+    return wrap
+
+
+class Inpainter(nn.Module):
+    """Base of every inpainter.
+
+    ``forward(masked_mel (B, 1, n_mels, T), mask (B, 1, n_mels, T)) -> (B, 1, n_mels, T)``
+    with mask 1 where missing. Subclasses implement :meth:`predict`; the known
+    context is passed through unchanged, only the masked region is the network's.
+    """
+
+    def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked * (1 - mask) + self.predict(masked, mask) * mask
+
+
+def _ensure_registered() -> None:
+    import models  # noqa: F401  registers the built-in models
+
+
+def validate_model_config(name: str, params: dict, where: str) -> dict:
+    """Check ``model.params`` against the model's dataclass; returns them with defaults filled."""
+    from training.config import from_dict
+    _ensure_registered()
+    if name not in MODELS:
+        raise UserError(f"{where}.name: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+    return dataclasses.asdict(from_dict(MODELS[name][1], params, f"{where}.params"))
+
+
+def build_model(cfg) -> Inpainter:
+    """The inpainter named by ``cfg.model.name`` with its params, for ``cfg``'s audio and crop sizes."""
+    _ensure_registered()
+    cls, params_cls = MODELS[cfg.model.name]
+    return cls(params_cls(**cfg.model.params), n_mels=cfg.audio.n_mels, n_frames=cfg.data.crop_frames)

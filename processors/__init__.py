@@ -1,0 +1,1 @@
+"""Audio processing: I/O, log-Mel features and their inverse, gaps and splicing."""

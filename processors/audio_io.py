@@ -1,0 +1,78 @@
+"""Reading and writing audio with soundfile (torchaudio's I/O needs torchcodec)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from processors.errors import UserError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a file as it is.
+
+    Returns ``(samples, sample_rate)`` with samples float32 of shape (N, C) in [-1, 1].
+    Raises UserError for a missing, empty, unreadable or truncated file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"expected an audio file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"audio file is empty: {path}")
+    try:
+        samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for corrupt data
+        raise UserError(f"cannot decode audio {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if samples.shape[0] == 0:
+        raise UserError(f"audio file has no samples: {path}")
+    return samples, int(sr)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(N, C) -> (N,) by averaging channels."""
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling of a 1-D float array (torchaudio's sinc resampler)."""
+    if sr_in == sr_out:
+        return wave.astype(np.float32, copy=False)
+    import torch
+    import torchaudio.functional as AF
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), sr_in, sr_out)
+    return out.numpy()
+
+
+def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Read, downmix and resample to ``sample_rate``: float32 (N,).
+
+    Non-finite samples (NaN/Inf) are replaced by zeros: one broken sample
+    should not poison a whole spectrogram.
+    """
+    samples, sr = read_audio(path)
+    wave = to_mono(samples)
+    if not np.isfinite(wave).all():
+        wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+    return resample(wave, sr, sample_rate)
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
+    """Write atomically (temp file in the same folder, then rename): never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").upper() or "WAV"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, samples, sample_rate, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write audio {path}: {exc}") from exc

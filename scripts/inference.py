@@ -1,0 +1,62 @@
+"""Fill the gaps of a recording: python scripts/inference.py --checkpoint best.pt --input gapped.wav --output filled.wav"""
+import _path  # noqa: F401
+
+from training.cli import parser, run
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    from processors.errors import UserError
+    src, dst = Path(args.input), Path(args.output)
+    if dst.resolve() == src.resolve():
+        raise UserError(f"--output {dst} is the input file; choose another path (the input is never overwritten)")
+    if dst.suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise UserError(f"--output {dst}: use a .wav, .flac or .ogg file name")
+
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from processors.audio_io import read_audio, write_audio
+    from processors.gaps import find_silent_gaps, parse_gaps
+    from processors.inpaint import inpaint_audio
+    from processors.mel import MelSpectrogram, MelToWave
+    from training.checkpoint import load_inpainter
+
+    samples, sr = read_audio(src)
+    model, cfg = load_inpainter(args.checkpoint)
+    if args.gaps:
+        gaps = parse_gaps(args.gaps, sr, len(samples))
+    else:
+        gaps = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
+        if not gaps:
+            raise UserError(f"{src}: no gap found (no run of digital silence >= {cfg.inference.min_gap_ms:g} ms); "
+                            "give --gaps start:end in seconds")
+    torch.manual_seed(cfg.seed)
+    mel_fn = MelSpectrogram(cfg.audio)
+    vocoder = MelToWave(cfg.audio, cfg.vocoder.n_iter, cfg.vocoder.momentum)
+    filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
+    subtype = sf.info(str(src)).subtype if dst.suffix.lower() == src.suffix.lower() else None
+    write_audio(dst, filled, sr, subtype=subtype)
+    print(f"filled {len(gaps)} gap(s): " + ", ".join(f"{s / sr:.3f}-{e / sr:.3f} s" for s, e in gaps) + f" -> {dst}")
+    if args.figure:
+        from processors.audio_io import resample, to_mono
+        from training.figures import mel_figure, save_figure
+        hop_s = cfg.audio.hop_length / cfg.audio.sample_rate
+        before = mel_fn(torch.from_numpy(resample(to_mono(samples), sr, cfg.audio.sample_rate))).numpy()
+        after = mel_fn(torch.from_numpy(resample(to_mono(filled).astype(np.float32), sr, cfg.audio.sample_rate))).numpy()
+        fig = mel_figure([("input (gapped)", before), ("filled", after)], hop_s, [(s / sr, e / sr) for s, e in gaps])
+        save_figure(fig, args.figure)
+        print(f"figure -> {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    p.add_argument("--checkpoint", required=True, help="checkpoints/<run>/best.pt")
+    p.add_argument("--input", required=True, help="gapped recording (wav, flac, ogg, mp3)")
+    p.add_argument("--output", required=True, help="where to write the filled recording")
+    p.add_argument("--gaps", help="gap ranges in seconds, e.g. 1.20:1.45,3.00:3.20 (default: find digital silence)")
+    p.add_argument("--figure", help="write a before/after spectrogram PNG here")
+    run(main, p)

@@ -1,0 +1,31 @@
+"""Train an inpainter: python scripts/train.py --config configs/unet_ljspeech.yaml [--set k=v] [--resume ckpt]"""
+import _path  # noqa: F401
+
+from training.cli import parser, run
+
+
+def main(args) -> int:
+    from training.checkpoint import load_checkpoint
+    from training.config import apply_overrides, build_config, load_config
+    from training.trainer import Trainer
+
+    resume = None
+    if args.resume:
+        resume = load_checkpoint(args.resume)
+        cfg = build_config(apply_overrides(resume["config"], args.set), where=f"{args.resume} (config)")
+    elif args.config:
+        cfg = load_config(args.config, args.set)
+    else:
+        raise SystemExit("error: give --config FILE (or --resume CHECKPOINT)")
+    summary = Trainer(cfg, resume=resume).fit()
+    print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    p.add_argument("--config", help="YAML config under configs/")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument("--resume", help="checkpoint to continue (its config is used; --set still applies)")
+    run(main, p)

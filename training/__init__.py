@@ -1,0 +1,1 @@
+"""Config, losses, checkpoints and the trainer."""

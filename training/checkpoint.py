@@ -1,0 +1,86 @@
+"""Checkpoints: written atomically, loaded with clear errors, carrying their config."""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from processors.errors import UserError
+
+FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename.
+
+    A kill at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint on the CPU; UserError if missing, truncated, foreign or of another version."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UserError(f"cannot read checkpoint {path}: truncated or not a checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise UserError(f"{path}: not a checkpoint of this toolkit (no config/model inside)")
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint format version {version}, this toolkit reads version {FORMAT_VERSION}")
+    return state
+
+
+def rng_state() -> dict:
+    """Every random stream a run touches (Python, NumPy, torch CPU and CUDA)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_inpainter(path: str | Path):
+    """(model in eval mode, its Config) rebuilt from a checkpoint alone."""
+    from models import build_model
+    from training.config import build_config
+    state = load_checkpoint(path)
+    cfg = build_config(state["config"], where=f"{path} (config)")
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{path}: weights do not match its own config ({str(exc).splitlines()[0]})") from exc
+    return model.eval(), cfg

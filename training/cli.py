@@ -1,0 +1,33 @@
+"""What every script shares: argument conventions and user-facing error handling."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from processors.errors import UserError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return p
+
+
+def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser, argv=None) -> None:
+    """Parse, run, and turn user errors into ``error: ...`` on one line with exit code 2."""
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(message)s")
+    try:
+        code = main(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

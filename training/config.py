@@ -1,0 +1,271 @@
+"""Typed, validated run configuration: YAML -> nested dataclasses.
+
+Every section is a dataclass; unknown keys, wrong types and impossible values
+raise :class:`UserError` naming the key and the file. The resolved config is
+saved with every run and inside every checkpoint (``to_dict``), so a checkpoint
+alone rebuilds its model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from processors.errors import UserError
+
+
+@dataclass
+class AudioConfig:
+    """Signal parameters shared by features, vocoder and inference."""
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    mel_scale: str = "slaney"      # 'slaney' or 'htk'
+    mel_norm: str = "slaney"       # 'slaney' or 'none'
+    min_db: float = -100.0         # log-Mel floor; normalised value 0
+    max_db: float = 20.0           # normalised value 1
+
+
+@dataclass
+class MaskConfig:
+    """How training/validation gaps are cut (mask 1 = missing)."""
+    mode: str = "random"           # 'random': 1..max_gaps segments; 'fixed': one centred gap
+    max_gaps: int = 2
+    min_fraction: float = 0.10     # random mode: total gap share of the crop
+    max_fraction: float = 0.20
+    gap_frames: int = 32           # fixed mode: gap length in frames
+    margin_frames: int = 4         # context always kept at both crop edges
+    fill_value: float = 0.0        # value written into the hole (normalised units)
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "ljspeech"      # see datasets.sources.SOURCES
+    root: str = "data/LJSpeech-1.1"
+    extra_roots: list = field(default_factory=list)   # more folders of the same layout
+    crop_frames: int = 128
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    val_items: int = 64            # fixed validation crops (same masks every run)
+    max_bad_fraction: float = 0.2  # more unreadable files than this is fatal
+    min_file_seconds: float = 0.5  # shorter or silent files are skipped
+    num_workers: int = 0
+    mask: MaskConfig = field(default_factory=MaskConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"
+    params: dict = field(default_factory=dict)   # validated against the model's own dataclass
+
+
+@dataclass
+class LossConfig:
+    weights: dict = field(default_factory=lambda: {"mse": 1.0, "boundary": 0.1})
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.99])
+    schedule: str = "cosine"       # 'constant' or 'cosine' (after linear warm-up)
+    warmup_steps: int = 100
+    max_steps: int = 10000
+    grad_clip: float = 1.0
+    log_every: int = 25
+    val_every: int = 500
+    ckpt_every: int = 500
+    device: str = "auto"           # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+    num_threads: int = 0           # torch CPU threads; 0 = torch default
+    runs_dir: str = "runs"         # TensorBoard logs go to <runs_dir>/<run_name>
+    checkpoints_dir: str = "checkpoints"
+
+
+@dataclass
+class VocoderConfig:
+    method: str = "griffinlim"
+    n_iter: int = 32
+    momentum: float = 0.99
+
+
+@dataclass
+class InferenceConfig:
+    min_gap_ms: float = 20.0       # digital silence at least this long is a gap
+    crossfade_ms: float = 5.0
+
+
+@dataclass
+class Config:
+    run_name: str = "run"
+    seed: int = 0
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- building
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check ``value`` against a field type; ints are accepted for floats."""
+    origin = typing.get_origin(typ) or typ
+    if dataclasses.is_dataclass(typ):
+        return from_dict(typ, value, where)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is float and isinstance(value, str):
+        try:  # YAML reads '3e-4' (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if origin in (int, float, str, bool, list, dict):
+        if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
+            return value
+        raise UserError(f"{where}: expected {origin.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls, data: Any, where: str = "config"):
+    """Build dataclass ``cls`` from a plain dict, rejecting unknown keys and wrong types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected key=value, e.g. train.lr=3e-4")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=value`` strings (values parsed as YAML) to a nested dict."""
+    for text in overrides or []:
+        path, value = _parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {text!r}: '{part}' is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def build_config(data: dict, where: str = "config") -> Config:
+    """Validated :class:`Config` from a plain dict (as read from YAML or a checkpoint)."""
+    cfg = from_dict(Config, data, where)
+    validate(cfg, where)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file, apply ``--set`` overrides and validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: not valid YAML") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of sections at the top level")
+    data = apply_overrides(data, overrides or [])
+    return build_config(data, where=str(path))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{where}: {message}")
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Reject impossible values with a message naming the key."""
+    from models.registry import validate_model_config   # late: models import torch
+    from datasets.sources import SOURCES
+    from training.losses import LOSSES
+
+    a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
+    _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
+    _check(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
+    _check(0 < a.win_length <= a.n_fft, f"{where}: audio.win_length", f"must be in 1..n_fft ({a.n_fft})")
+    _check(0 < a.hop_length <= a.win_length, f"{where}: audio.hop_length", "must be in 1..win_length")
+    _check(0 <= a.f_min < a.f_max <= a.sample_rate / 2, f"{where}: audio.f_max",
+           f"need 0 <= f_min < f_max <= sample_rate/2 ({a.sample_rate / 2:g}), got {a.f_min:g}..{a.f_max:g}")
+    _check(0 < a.n_mels <= a.n_fft // 2 + 1, f"{where}: audio.n_mels",
+           f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
+    _check(a.mel_scale in ("slaney", "htk"), f"{where}: audio.mel_scale", f"must be 'slaney' or 'htk', got {a.mel_scale!r}")
+    _check(a.mel_norm in ("slaney", "none"), f"{where}: audio.mel_norm", f"must be 'slaney' or 'none', got {a.mel_norm!r}")
+    _check(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
+
+    _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
+    _check(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
+    _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
+    _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
+           f"{where}: data.val_fraction", "val_fraction + test_fraction must be in [0, 1)")
+    _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
+    _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
+    _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
+    _check(m.mode in ("random", "fixed"), f"{where}: data.mask.mode", f"must be 'random' or 'fixed', got {m.mode!r}")
+    usable = d.crop_frames - 2 * m.margin_frames
+    _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
+    _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
+    _check(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
+           "need 0 < min_fraction <= max_fraction < 1")
+    _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
+           f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
+    _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
+           f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
+
+    _check(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
+    _check(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
+    _check(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
+    _check(t.schedule in ("constant", "cosine"), f"{where}: train.schedule", f"must be 'constant' or 'cosine', got {t.schedule!r}")
+    _check(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
+    _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
+    _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
+
+    _check(cfg.vocoder.method in ("griffinlim",), f"{where}: vocoder.method",
+           f"unknown vocoder {cfg.vocoder.method!r} (known: griffinlim)")
+    _check(cfg.vocoder.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
+    _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
+    _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+
+    for name, w in cfg.loss.weights.items():
+        _check(name in LOSSES, f"{where}: loss.weights.{name}", f"unknown loss (known: {', '.join(sorted(LOSSES))})")
+        _check(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
+    _check(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
+    cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
