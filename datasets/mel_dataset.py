@@ -28,6 +28,8 @@ def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction:
     Unreadable, too short or silent files are skipped and counted; more than
     ``max_bad_fraction`` of them is a UserError (something is wrong with the folder).
     """
+    if not files:
+        raise UserError(f"{desc}: no files")
     mel = MelSpectrogram(audio)
     mels, bad = [], {}
     for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20):
@@ -48,6 +50,7 @@ def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction:
         first = next(iter(bad.items()))
         log.warning("%s: skipped %d of %d files (e.g. %s: %s)", desc, len(bad), len(files), first[0], first[1])
     if not mels or len(bad) > max_bad_fraction * len(files):
+        first = next(iter(bad.items()))
         raise UserError(f"{desc}: {len(bad)} of {len(files)} files unusable (e.g. {first[1]}); "
                         f"limit is data.max_bad_fraction={max_bad_fraction}")
     return mels

@@ -21,7 +21,7 @@ def linear_interpolation(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tens
         holes = torch.nonzero(missing[b]).flatten()
         right = torch.searchsorted(known, holes).clamp(max=len(known) - 1)
         left = (right - 1).clamp(min=0)
-        right = torch.where(known[right] < holes, left, right)        # hole after the last known frame
+        left = torch.where(known[right] < holes, right, left)         # hole after the last known frame
         left = torch.where(known[left] > holes, right, left)          # hole before the first known frame
         tl, tr = known[left].to(masked.dtype), known[right].to(masked.dtype)
         w = torch.where(tr > tl, (t[holes] - tl) / (tr - tl).clamp(min=1), torch.zeros_like(tl))

@@ -5,6 +5,7 @@ from training.cli import parser, run
 
 
 def main(args) -> int:
+    import logging
     from pathlib import Path
 
     from processors.errors import UserError
@@ -26,10 +27,15 @@ def main(args) -> int:
 
     samples, sr = read_audio(src)
     model, cfg = load_inpainter(args.checkpoint)
+    silences = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
     if args.gaps:
         gaps = parse_gaps(args.gaps, sr, len(samples))
+        others = [(s, e) for s, e in silences if not any(s < e2 and s2 < e for s2, e2 in gaps)]
+        if others:
+            logging.warning("%s: %d more silent stretch(es) not in --gaps (first at %.3f s) are left as they are",
+                            src, len(others), others[0][0] / sr)
     else:
-        gaps = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
+        gaps = silences
         if not gaps:
             raise UserError(f"{src}: no gap found (no run of digital silence >= {cfg.inference.min_gap_ms:g} ms); "
                             "give --gaps start:end in seconds")

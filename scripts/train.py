@@ -5,6 +5,7 @@ from training.cli import parser, run
 
 
 def main(args) -> int:
+    from processors.errors import UserError
     from training.checkpoint import load_checkpoint
     from training.config import apply_overrides, build_config, load_config
     from training.trainer import Trainer
@@ -16,7 +17,7 @@ def main(args) -> int:
     elif args.config:
         cfg = load_config(args.config, args.set)
     else:
-        raise SystemExit("error: give --config FILE (or --resume CHECKPOINT)")
+        raise UserError("give --config FILE (or --resume CHECKPOINT)")
     summary = Trainer(cfg, resume=resume).fit()
     print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return 0

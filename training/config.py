@@ -243,12 +243,14 @@ def validate(cfg: Config, where: str = "config") -> None:
     usable = d.crop_frames - 2 * m.margin_frames
     _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
     _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
-    _check(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
-           "need 0 < min_fraction <= max_fraction < 1")
-    _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
-           f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
-    _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
-           f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
+    if m.mode == "random":
+        _check(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
+               "need 0 < min_fraction <= max_fraction < 1")
+        _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
+               f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
+    else:
+        _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
+               f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
 
     _check(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
     _check(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")

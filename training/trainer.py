@@ -62,6 +62,9 @@ class Trainer:
         self.device = pick_device(cfg.train.device)
         self.ckpt_dir = Path(cfg.train.checkpoints_dir) / cfg.run_name
         self.run_dir = Path(cfg.train.runs_dir) / cfg.run_name
+        if resume is None and (self.ckpt_dir / "last.pt").exists():
+            raise UserError(f"{self.ckpt_dir} already holds a run: continue it with --resume "
+                            f"{self.ckpt_dir / 'last.pt'} or start another with --set run_name=NAME")
 
         splits = build_splits(cfg)
         d = cfg.data
@@ -79,7 +82,7 @@ class Trainer:
             self._restore(resume)
         self.val_loader = DataLoader(
             MaskedMelCrops(self.val_mels, d.crop_frames, d.mask, cfg.seed + VAL_SEED_SALT, d.val_items),
-            batch_size=t.batch_size, shuffle=False)
+            batch_size=t.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed))
         self.stop_requested = False
 
     # ------------------------------------------------------------------ state
@@ -110,7 +113,10 @@ class Trainer:
         data = MaskedMelCrops(self.train_mels, cfg.data.crop_frames, cfg.data.mask, cfg.seed, cfg.train.max_steps * b)
         return DataLoader(data, batch_size=b, sampler=OffsetSampler(self.step * b, cfg.train.max_steps * b),
                           num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=cfg.data.num_workers > 0)
+                          persistent_workers=cfg.data.num_workers > 0,
+                          # its own generator: the loader's base-seed draw must not shift the
+                          # global stream that dropout uses (resume would then diverge)
+                          generator=torch.Generator().manual_seed(cfg.seed))
 
     def _on_signal(self, signum, frame):
         log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)

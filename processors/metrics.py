@@ -1,0 +1,120 @@
+"""Objective scores of a filled recording against its original.
+
+Gap metrics (LSD, Mel MSE, Mel SNR) look only at the frames whose centre lies
+inside the gap; PESQ and STOI always score the whole clip at 16 kHz, because
+both need far more signal than one gap holds.
+
+Log-spectral distance (LSD)
+---------------------------
+LSD measures how far the short-time power spectrum of the filled signal is
+from the original's, in dB, on the STFT frames that cover the gap::
+
+    LSD = (1/T) * sum_t sqrt( (1/K) * sum_k (10 log10 P_ref(t, k) - 10 log10 P_est(t, k))^2 )
+
+- ``P(t, k) = |STFT(t, k)|^2`` with the model's ``n_fft``, ``win_length`` and
+  ``hop_length`` (Hann window, centred frames: frame ``t`` is centred on sample
+  ``t * hop``); the frames ``t`` are those whose centre lies inside the gap;
+- the bins ``k`` run from 0 Hz up to the Mel band's upper limit ``audio.f_max``,
+  so content the Mel features never see is not scored;
+- both power spectra are floored at 80 dB below the reference's peak (the
+  loudest bin of the whole reference clip), so silence in either signal is not
+  an infinitely large error;
+- lower is better; 0 dB means identical spectra.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from processors.audio_io import resample
+
+EVAL_RATE = 16000   # PESQ wide-band and our STOI both run at 16 kHz
+
+
+def centre_frames(start: int, end: int, hop: int, n_frames: int) -> tuple[int, int]:
+    """Half-open range of centred frames (frame t centred on sample ``t * hop``) whose
+    centre lies in samples [start, end); at least one frame, clamped to ``n_frames``."""
+    first = min(n_frames - 1, math.ceil(start / hop))
+    last = min(n_frames, math.ceil(end / hop))
+    return first, max(first + 1, last)
+
+
+def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop: int) -> np.ndarray:
+    """wave (N,) -> power |STFT|^2 (n_fft/2+1, N // hop + 1), Hann window, centred frames."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    spec = torch.stft(x, n_fft, hop_length=hop, win_length=win_length, window=torch.hann_window(win_length),
+                      center=True, pad_mode="reflect", return_complex=True)
+    return (spec.abs() ** 2).double().numpy()
+
+
+def log_spectral_distance(ref: np.ndarray, est: np.ndarray, span: tuple[int, int], sr: int, n_fft: int,
+                          win_length: int, hop: int, f_max: float, floor_db: float = 80.0) -> float:
+    """LSD in dB between ``ref`` and ``est`` (both (N,) at ``sr``) on the frames covering
+    samples ``span = (start, end)``, bins up to ``f_max`` Hz; see the module docstring."""
+    if ref.shape != est.shape:
+        raise ValueError(f"ref and est differ in length: {ref.shape} vs {est.shape}")
+    p_ref = power_spectrogram(ref, n_fft, win_length, hop)
+    p_est = power_spectrogram(est, n_fft, win_length, hop)
+    bins = int(np.floor(f_max * n_fft / sr)) + 1          # bin k is at k * sr / n_fft Hz
+    p_ref, p_est = p_ref[:bins], p_est[:bins]
+    floor = max(p_ref.max(), 1e-20) * 10.0 ** (-floor_db / 10.0)
+    t0, t1 = centre_frames(span[0], span[1], hop, p_ref.shape[1])
+    diff = 10.0 * np.log10(np.maximum(p_ref[:, t0:t1], floor)) - 10.0 * np.log10(np.maximum(p_est[:, t0:t1], floor))
+    return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=0))))
+
+
+def mel_mse(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
+    """Mean squared error of two normalised log-Mels of equal shape (n_mels, T), in
+    normalised units squared (1.0 = the full min_db..max_db range)."""
+    return float(np.mean((ref_mel.astype(np.float64) - est_mel) ** 2))
+
+
+def mel_snr_db(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (ref - est)^2) over normalised log-Mels (n_mels, T), in dB;
+    ``inf`` when they are identical. Higher is better."""
+    ref = ref_mel.astype(np.float64)
+    noise = float(np.sum((ref - est_mel) ** 2))
+    signal = float(np.sum(ref ** 2))
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(signal, 1e-20) / noise)
+
+
+def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, str]:
+    """PESQ wide-band (ITU-T P.862.2, MOS-LQO about 1.0-4.6) of the whole clip at 16 kHz.
+
+    ref, est: (N,) at ``sr``. Returns ``(score, "")``, or ``(nan, reason)`` when PESQ
+    cannot score the pair (silence, too short): a skipped clip, not a crash.
+    """
+    from pesq import PesqError, pesq
+    r, e = resample(ref, sr, EVAL_RATE), resample(est, sr, EVAL_RATE)
+    if not np.any(r):
+        return math.nan, "pesq: reference is silent"
+    try:
+        return float(pesq(EVAL_RATE, r.astype(np.float64), e.astype(np.float64), "wb")), ""
+    except (PesqError, ValueError) as exc:
+        text = exc.args[0] if exc.args else type(exc).__name__
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        return math.nan, f"pesq: {text}"
+
+
+def stoi_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[dict[str, float], str]:
+    """STOI and extended STOI (both 0..1, higher is better) of the whole clip at 16 kHz.
+
+    ref, est: (N,) at ``sr``. Returns ``({"stoi": s, "estoi": e}, "")``, or NaNs and a
+    reason when the clip has too little speech (under ~0.4 s after pystoi drops silence).
+    """
+    from pystoi import stoi
+    r, e = resample(ref, sr, EVAL_RATE).astype(np.float64), resample(est, sr, EVAL_RATE).astype(np.float64)
+    out = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, extended in (("stoi", False), ("estoi", True)):
+            out[name] = float(stoi(r, e, EVAL_RATE, extended=extended))
+    # pystoi warns and returns 1e-5 instead of raising when it runs out of frames
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return {k: math.nan for k in out}, "stoi: too little non-silent speech (needs ~30 frames)"
+    return out, ""

@@ -1,0 +1,60 @@
+"""Score gap fillers on real clips: python scripts/evaluate.py --checkpoint checkpoints/<run>/best.pt --data <folder> --gap-ms 50 100 200 --out results/<name>"""
+import _path
+
+from training.cli import parser, run
+
+DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    from processors.errors import UserError
+    from training.checkpoint import load_inpainter
+    from training.config import load_config
+    from training.eval_report import write_report
+    from training.evaluation import build_systems, evaluate, evaluation_files
+
+    if args.gaps_per_file < 1:
+        raise UserError(f"--gaps-per-file must be >= 1, got {args.gaps_per_file}")
+    if args.limit_files is not None and args.limit_files < 1:
+        raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
+    checkpoints = args.checkpoint or []
+    models = [(f"{Path(p).parent.name}/{Path(p).stem}", *load_inpainter(p)) for p in checkpoints]
+    names = [m[0] for m in models]
+    models = [(n if names.count(n) == 1 else f"{n}#{i + 1}", m, c) for i, (n, m, c) in enumerate(models)]
+    # audio, vocoder and splice settings come from the checkpoints; --config only without one
+    cfg = models[0][2] if models else load_config(args.config or _path.ROOT / DEFAULT_CONFIG)
+    systems = build_systems(models, cfg, args.baselines)
+    files = evaluation_files(args.data, args.split, cfg, args.limit_files)
+    gap_ms = sorted(set(args.gap_ms))
+
+    rows, examples = evaluate(files, systems, cfg, gap_ms, args.gaps_per_file, args.seed, args.examples)
+    header = [f"- data: `{args.data}` (split: {args.split}), {len({r['file'] for r in rows})} files scored "
+              f"of {len(files)}, {args.gaps_per_file} gap(s) per file and length, seed {args.seed}",
+              f"- checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
+              f"- audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
+              f"{cfg.vocoder.method} ({cfg.vocoder.n_iter} iterations)"]
+    paths = write_report(Path(args.out), rows, examples, [s.name for s in systems], gap_ms, cfg, header)
+    print(paths["summary"].read_text())
+    print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    from training.evaluation import BASELINES
+    p = parser(__doc__)
+    p.add_argument("--checkpoint", action="append", help="checkpoints/<run>/best.pt (repeatable)")
+    p.add_argument("--config", help=f"audio/vocoder settings when no --checkpoint is given (default {DEFAULT_CONFIG})")
+    p.add_argument("--data", required=True, help="LJSpeech-1.1 root (with metadata.csv) or any folder of audio")
+    p.add_argument("--gap-ms", type=float, nargs="+", required=True, help="gap lengths in milliseconds, e.g. 50 100 200")
+    p.add_argument("--gaps-per-file", type=int, default=4, help="gaps per file and gap length (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the gap positions (default 0)")
+    p.add_argument("--out", required=True, help="output folder, e.g. results/<name>")
+    p.add_argument("--limit-files", type=int, help="evaluate only the first N files")
+    p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
+                   help="files of the training split to use (default all; 'test' keeps training clips out)")
+    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=sorted(BASELINES),
+                   help=f"baseline systems (default all: {' '.join(BASELINES)})")
+    p.add_argument("--examples", type=int, default=1, help="example spectrogram figures per gap length (default 1)")
+    run(main, p)

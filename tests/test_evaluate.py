@@ -1,0 +1,155 @@
+"""scripts/evaluate.py and training.evaluation on a tiny synthetic folder with a tiny checkpoint."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_cfg, run_script, write_clip, write_ljspeech
+from processors.errors import UserError
+from processors.inpaint import locate
+from training.eval_report import mean_ci
+from training.evaluation import (BASELINES, build_systems, check_gap_ms, evaluate, evaluation_files,
+                                 longest_gap_ms, sample_gaps, window_samples)
+from training.trainer import Trainer
+
+torch.set_num_threads(1)
+SYSTEMS = {"tiny/best", *BASELINES}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(data folder, best.pt, its config): a 2-step U-Net on 4 synthetic clips, shared by the module."""
+    tmp = tmp_path_factory.mktemp("eval")
+    data = write_ljspeech(tmp / "LJSpeech-1.1", n_clips=4)
+    cfg = make_tiny_cfg(data, tmp, "train.max_steps=2", "train.val_every=2", "train.ckpt_every=2")
+    Trainer(cfg).fit()
+    return data, Path(cfg.train.checkpoints_dir) / cfg.run_name / "best.pt", cfg
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sample_gaps_is_seeded_and_leaves_the_window_inside_the_clip():
+    a = sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
+    assert a == sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
+    assert a != sample_gaps(20_000, 800, 4000, 50, seed=1, key="clip.wav")
+    assert a != sample_gaps(20_000, 800, 4000, 50, seed=0, key="other.wav")
+    for s, e in a:
+        assert e - s == 800 and (s + e) // 2 - 2000 >= 0 and (s + e) // 2 + 2000 <= 20_000
+    assert sample_gaps(3000, 800, 4000, 5, seed=0, key="short.wav") == []
+
+
+def test_every_allowed_gap_length_passes_locate_at_any_position(tiny_cfg):
+    sr, n = tiny_cfg.audio.sample_rate, 40_000
+    longest = int(longest_gap_ms(tiny_cfg) * sr / 1000)
+    for gap_len in range(longest - 300, longest + 1, 7):
+        for s, e in sample_gaps(n, gap_len, window_samples(tiny_cfg), 40, seed=gap_len, key="x"):
+            locate((s, e), n, sr, tiny_cfg)          # raises if the model could not fill it
+
+
+def test_bad_gap_lengths_and_baselines_are_user_errors(tiny_cfg):
+    systems = build_systems([], tiny_cfg, ["zero"])
+    for bad in (0.0, -5.0, float("nan"), 10_000.0):
+        with pytest.raises(UserError, match="--gap-ms"):
+            check_gap_ms([bad], systems)
+    with pytest.raises(UserError, match="unknown baseline 'wiener'"):
+        build_systems([], tiny_cfg, ["wiener"])
+    with pytest.raises(UserError, match="nothing to evaluate"):
+        build_systems([], tiny_cfg, [])
+
+
+def test_checkpoints_with_other_audio_settings_are_refused(tiny_cfg, tmp_path, ljspeech_dir):
+    other = make_tiny_cfg(ljspeech_dir, tmp_path, "audio.n_mels=32")
+    with pytest.raises(UserError, match="audio settings differ"):
+        build_systems([("other", None, other)], tiny_cfg, [])
+
+
+def test_oracle_beats_zero_fill_and_rows_share_their_gaps(tiny_cfg, tmp_path):
+    write_clip(tmp_path / "clips" / "a.wav", 1.5, sr=16000, seed=3)
+    systems = build_systems([], tiny_cfg, list(BASELINES))
+    rows, examples = evaluate([tmp_path / "clips" / "a.wav"], systems, tiny_cfg, [50.0], 2, seed=0)
+    assert len(rows) == 2 * len(BASELINES) and len(examples) == 1
+    by = {(r["gap_index"], r["system"]): r for r in rows}
+    for i in range(2):
+        assert len({(by[i, s]["start_s"], by[i, s]["end_s"]) for s in BASELINES}) == 1
+        assert by[i, "oracle"]["lsd_db"] < by[i, "zero"]["lsd_db"]
+        assert by[i, "oracle"]["mel_snr_db"] > by[i, "zero"]["mel_snr_db"]
+    assert set(examples[0].waves) == {"original", "gapped", *BASELINES}
+
+
+def test_evaluate_script_end_to_end(trained, tmp_path):
+    data, ckpt, cfg = trained
+    out = tmp_path / "results"
+    proc = run_script("evaluate.py", "--checkpoint", ckpt, "--data", data, "--gap-ms", 50, 100,
+                      "--gaps-per-file", 2, "--seed", 3, "--out", out, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_rows(out / "metrics.csv")
+    assert {r["system"] for r in rows} == SYSTEMS
+    assert len(rows) == 4 * 2 * 2 * len(SYSTEMS)                  # files x lengths x gaps x systems
+    examples = {}
+    for r in rows:                                                # the same gap for every system
+        examples.setdefault((r["file"], r["gap_ms"], r["gap_index"]), set()).add((r["start_s"], r["end_s"]))
+    assert len(examples) == 4 * 2 * 2 and all(len(v) == 1 for v in examples.values())
+    for r in rows:
+        assert float(r["lsd_db"]) >= 0 and float(r["mel_mse"]) >= 0
+        assert r["skipped"] or (1.0 <= float(r["pesq_wb"]) <= 4.7 and 0 <= float(r["estoi"]) <= 1.0)
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {s} |" in summary for s in SYSTEMS) and "50 ms" in summary and "±" in summary
+    assert (out / "plots" / "metrics_vs_gap.png").stat().st_size > 0
+    assert len(list((out / "plots").glob("example_*.png"))) == 2   # one per gap length
+
+
+def test_silent_clip_is_a_skipped_row_not_a_crash(tiny_cfg, tmp_path):
+    import soundfile as sf
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    sf.write(str(folder / "silent.wav"), np.zeros(24_000, dtype=np.float32), 16000)
+    rows, _ = evaluate([folder / "silent.wav"], build_systems([], tiny_cfg, ["zero"]), tiny_cfg, [50.0], 1, seed=0)
+    assert len(rows) == 1 and math.isnan(rows[0]["pesq_wb"]) and "pesq" in rows[0]["skipped"]
+
+
+def test_bad_data_is_a_user_error(tiny_cfg, tmp_path):
+    with pytest.raises(UserError, match="data folder not found"):
+        evaluation_files(str(tmp_path / "nowhere"), "all", tiny_cfg)
+    short = write_clip(tmp_path / "short" / "a.wav", 0.1, sr=16000)
+    with pytest.raises(UserError, match="no usable file among 1"):
+        evaluate([short], build_systems([], tiny_cfg, ["zero"]), tiny_cfg, [50.0], 1, seed=0)
+
+
+def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljspeech_dir, tmp_path):
+    assert len(evaluation_files(str(ljspeech_dir), "all", tiny_cfg)) == 8
+    assert len(evaluation_files(str(ljspeech_dir), "all", tiny_cfg, limit=3)) == 3
+    test = evaluation_files(str(ljspeech_dir), "test", tiny_cfg)
+    assert 1 <= len(test) < 8 and not set(test) & set(evaluation_files(str(ljspeech_dir), "train", tiny_cfg))
+    write_clip(tmp_path / "music" / "x.wav", 1.0)
+    assert [p.name for p in evaluation_files(str(tmp_path / "music"), "all", tiny_cfg)] == ["x.wav"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gap-ms", "5000"], "--gap-ms 5000"),
+    (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
+])
+def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):
+    from training.config import save_config
+    config = tmp_path / "tiny.yaml"
+    save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
+    proc = run_script("evaluate.py", "--config", config, "--data", ljspeech_dir, "--out", tmp_path / "out",
+                      *[a.format(tmp=tmp_path) for a in args])
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_mean_ci_is_a_t_interval_over_the_scored_values():
+    from scipy import stats
+    mean, half, n = mean_ci([1.0, 2.0, 3.0, math.nan])           # NaN = a skipped clip
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
+    assert mean_ci([5.0])[0] == 5.0 and math.isnan(mean_ci([5.0])[1])
+    assert mean_ci([math.nan])[2] == 0

@@ -1,0 +1,116 @@
+"""Finding gaps, mapping them to Mel frames, splicing fills, and inpainting in-process."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synth_clip
+from models import build_model
+from processors.errors import UserError
+from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, splice
+from processors.inpaint import inpaint_audio, locate
+from processors.mel import MelSpectrogram, MelToWave
+
+
+def test_find_silent_gaps_mono_and_stereo():
+    x = np.ones(100, dtype=np.float32)
+    x[0:5] = 0          # at the start
+    x[20:23] = 0        # too short
+    x[40:60] = 0
+    x[95:] = 0          # at the end
+    assert find_silent_gaps(x, 5) == [(0, 5), (40, 60), (95, 100)]
+    stereo = np.stack([x, x], axis=1)
+    stereo[45, 1] = 0.1                 # silent in one channel only is not silence
+    assert find_silent_gaps(stereo, 5) == [(0, 5), (40, 45), (46, 60), (95, 100)]
+    assert find_silent_gaps(np.ones(10), 1) == []
+
+
+def test_parse_gaps():
+    assert parse_gaps("3.0:3.2, 1.2:1.45", 100, 1000) == [(120, 145), (300, 320)]
+    for bad, message in [("1.2-1.4", "cannot read"), ("2:1", "start < end"), ("1:20", "ends after"),
+                         ("1:2,1.5:3", "overlap"), ("", "cannot read")]:
+        with pytest.raises(UserError, match=message):
+            parse_gaps(bad, 100, 1000)
+
+
+@pytest.mark.parametrize("hop, n_fft", [(128, 512), (256, 1024), (100, 300)])
+def test_gap_frames_are_exactly_the_overlapping_windows(hop, n_fft):
+    rng = np.random.default_rng(0)
+    n_frames = 40
+    half = n_fft // 2
+    for _ in range(300):
+        start = int(rng.integers(0, (n_frames - 1) * hop - 2))
+        end = int(rng.integers(start + 1, (n_frames - 1) * hop))
+        expected = [t for t in range(n_frames) if t * hop - half < end and t * hop + half > start]
+        first, last = gap_frames(start, end, hop, n_fft, n_frames)
+        assert (first, last) == (expected[0], expected[-1] + 1), (start, end)
+
+
+def test_splice_only_touches_the_gap():
+    rng = np.random.default_rng(1)
+    original = (rng.integers(-32768, 32767, size=(1000, 2)) / 32768).astype(np.float32)
+    fill = rng.uniform(-2, 2, 200).astype(np.float32)          # out of range: clipped
+    out = splice(original, fill, 300, 500, fade=20)
+    assert out.shape == original.shape and out.dtype == original.dtype
+    assert np.array_equal(out[:300], original[:300]) and np.array_equal(out[500:], original[500:])
+    assert np.abs(out[300:500]).max() <= 1.0
+    assert np.array_equal(out[300:500, 0], out[300:500, 1])
+    assert abs(out[300, 0]) < abs(np.clip(fill[0], -1, 1)) + 1e-6          # faded in
+    assert np.array_equal(out[320:480, 0], np.clip(fill[20:180], -1, 1))   # full level between fades
+    assert not np.shares_memory(out, original)
+
+
+# --------------------------------------------------------------------------- in-process inpainting
+
+@pytest.fixture
+def untrained(tiny_cfg):
+    torch.manual_seed(0)
+    return build_model(tiny_cfg).eval(), tiny_cfg
+
+
+def test_locate_rejects_gaps_without_context(tiny_cfg):
+    sr, n = 22050, 22050
+    assert locate((9000, 10000), n, sr, tiny_cfg).length > 0
+    with pytest.raises(UserError, match="start"):
+        locate((0, 1000), n, sr, tiny_cfg)
+    with pytest.raises(UserError, match="start"):
+        locate((300, 1300), n, sr, tiny_cfg)           # not at 0, but inside the first margin
+    with pytest.raises(UserError, match="end"):
+        locate((n - 1000, n), n, sr, tiny_cfg)
+    with pytest.raises(UserError, match="longer"):
+        locate((5000, 10000), n, sr, tiny_cfg)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_inpaint_audio_keeps_context_bit_exact(untrained, channels):
+    model, cfg = untrained
+    sr = 22050
+    mono = synth_clip(1.2, sr, seed=2)
+    samples = mono if channels == 1 else np.stack([mono, 0.5 * mono], axis=1)
+    gaps = [(8000, 8400), (10000, 10400), (20000, 21000)]  # the first two share one window
+    samples = samples.copy()
+    for s, e in gaps:
+        samples[s:e] = 0
+    out, details = inpaint_audio(samples, sr, gaps, model, cfg, MelSpectrogram(cfg.audio),
+                                 MelToWave(cfg.audio, n_iter=2))
+    assert out.shape == samples.shape and out.dtype == samples.dtype
+    inside = np.zeros(len(samples), dtype=bool)
+    for s, e in gaps:
+        inside[s:e] = True
+        assert np.any(out[s:e] != 0)
+    assert np.array_equal(out[~inside], samples[~inside])
+    assert len(details) == 3
+    first = details[0]["mask"][0]
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], first, [0]])))
+    assert len(runs) == 4, "both gaps in the first window are masked"
+    for d in details:
+        assert d["pred"].shape == d["mask"].shape == (cfg.audio.n_mels, cfg.data.crop_frames)
+        known = d["mask"] == 0
+        assert np.array_equal(d["pred"][known], d["masked"][known])
+
+
+def test_inpaint_audio_without_gaps_is_an_error(untrained):
+    model, cfg = untrained
+    with pytest.raises(UserError, match="no gap"):
+        inpaint_audio(np.ones(1000, dtype=np.float32), 16000, [], model, cfg, None, None)

@@ -1,0 +1,131 @@
+"""Metrics and the LPC baseline on tiny synthetic signals."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from processors.lpc import lpc_extrapolate, lpc_fill
+from processors.metrics import (centre_frames, log_spectral_distance, mel_mse, mel_snr_db, pesq_wb,
+                                stoi_scores)
+
+torch.set_num_threads(1)
+SR = 16000
+STFT = dict(sr=SR, n_fft=512, win_length=512, hop=128)
+
+
+def _noise(n, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def _speechlike(seconds, seed=0, floor=0.0):
+    """Amplitude-modulated harmonics: voiced 'syllables' at 4 Hz (pauses between them
+    unless ``floor`` > 0), enough for PESQ/STOI."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.maximum(np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2, floor)
+    return (0.2 * voiced * envelope + 0.002 * np.random.default_rng(seed).standard_normal(len(t))).astype(np.float32)
+
+
+def test_centre_frames_picks_frames_centred_in_the_gap():
+    assert centre_frames(1000, 2000, 128, 100) == (8, 16)       # centres 1024 .. 1920
+    assert centre_frames(1000, 1010, 128, 100) == (8, 9)        # shorter than a hop: still one frame
+    assert centre_frames(10_000, 20_000, 128, 50) == (49, 50)   # clamped to the clip
+
+
+def test_lsd_is_zero_for_identical_signals_and_grows_with_distortion():
+    ref = _noise(8000)
+    span = (3000, 5000)
+    assert log_spectral_distance(ref, ref.copy(), span, f_max=8000, **STFT) == pytest.approx(0.0, abs=1e-9)
+    lsds = []
+    for level in (0.01, 0.05, 0.3):
+        est = ref.copy()
+        est[span[0]:span[1]] += level * _noise(2000, seed=1) / 0.1
+        lsds.append(log_spectral_distance(ref, est, span, f_max=8000, **STFT))
+    assert 0 < lsds[0] < lsds[1] < lsds[2]
+
+
+def test_lsd_ignores_frames_away_from_the_gap():
+    ref = _noise(16000)
+    est = ref.copy()
+    est[12000:14000] = 0.0                                       # damage far after the scored gap
+    assert log_spectral_distance(ref, est, (2000, 4000), f_max=8000, **STFT) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_lsd_respects_the_band_limit():
+    t = np.arange(8000) / SR
+    ref = _noise(8000)
+    est = ref + (0.5 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)   # error only at 6 kHz
+    span = (3000, 5000)
+    assert log_spectral_distance(ref, est, span, f_max=4000, **STFT) < 1e-3 < \
+        log_spectral_distance(ref, est, span, f_max=8000, **STFT)
+
+
+def test_lsd_floors_silence_instead_of_going_infinite():
+    ref = _noise(8000)
+    est = ref.copy()
+    est[2000:6000] = 0.0
+    lsd = log_spectral_distance(ref, est, (2000, 6000), f_max=8000, **STFT)
+    assert math.isfinite(lsd) and 20 < lsd <= 80 + 1e-6
+
+
+def test_mel_snr_and_mse_for_identical_and_noisy():
+    mel = np.random.default_rng(0).uniform(0.2, 0.9, (40, 12)).astype(np.float32)
+    assert mel_snr_db(mel, mel.copy()) == math.inf and mel_mse(mel, mel.copy()) == 0.0
+    noisy = mel + 0.01
+    assert mel_mse(mel, noisy) == pytest.approx(1e-4, rel=1e-3)
+    assert 20 < mel_snr_db(mel, noisy) < mel_snr_db(mel, mel + 0.001)
+
+
+def test_pesq_skips_silence_with_a_reason():
+    silence = np.zeros(SR, dtype=np.float32)
+    score, reason = pesq_wb(silence, silence, SR)
+    assert math.isnan(score) and reason.startswith("pesq:")
+    score, reason = pesq_wb(_speechlike(1.0), np.zeros(SR, dtype=np.float32) + 1e-4, SR)
+    assert math.isnan(score) or 1.0 <= score <= 4.7       # either skipped or a valid MOS, never a crash
+
+
+def test_pesq_scores_a_clean_copy_high_and_a_damaged_one_lower():
+    ref = _speechlike(2.0)
+    clean, _ = pesq_wb(ref, ref.copy(), SR)
+    damaged = ref.copy()
+    damaged[8000:16000] = 0.0
+    low, reason = pesq_wb(ref, damaged, SR)
+    assert reason == "" and 4.0 < clean <= 4.7 and 1.0 <= low < clean
+
+
+def test_stoi_on_half_a_second_and_more():
+    ref = _speechlike(0.6, floor=0.3)      # no pauses: pystoi drops silent frames before scoring
+    scores, reason = stoi_scores(ref, ref.copy(), SR)
+    assert reason == "" and scores["stoi"] == pytest.approx(1.0, abs=1e-3) and scores["estoi"] > 0.99
+    noisy = ref + _noise(len(ref), seed=3) * 2
+    worse, _ = stoi_scores(ref, noisy, SR)
+    assert worse["stoi"] < scores["stoi"] and worse["estoi"] < scores["estoi"]
+
+
+def test_stoi_reports_too_short_clips_as_skipped():
+    ref = _speechlike(0.1)
+    scores, reason = stoi_scores(ref, ref.copy(), SR)
+    assert math.isnan(scores["stoi"]) and reason.startswith("stoi:")
+
+
+def test_lpc_continues_a_sinusoid():
+    t = np.arange(3000) / SR
+    x = 0.5 * np.sin(2 * np.pi * 440 * t + 0.3)
+    out = lpc_extrapolate(x[:2000], order=16, n_out=800)
+    assert out.shape == (800,) and np.max(np.abs(out - x[2000:2800])) < 0.02
+
+
+def test_lpc_fill_crossfades_both_predictions_over_the_gap():
+    t = np.arange(4000) / SR
+    x = 0.5 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    fill = lpc_fill(x[:1500], x[2300:], 800, order=64)
+    assert fill.shape == (800,) and np.max(np.abs(fill - x[1500:2300])) < 0.02
+
+
+def test_lpc_returns_zeros_for_silent_or_tiny_context():
+    assert np.all(lpc_extrapolate(np.zeros(500), 16, 50) == 0)
+    assert np.all(lpc_extrapolate(np.ones(1), 16, 50) == 0)
+    assert lpc_fill(np.zeros(10), np.zeros(10), 7, 4).shape == (7,)

@@ -1,0 +1,286 @@
+"""Benchmark of gap fillers on real clips: cut seeded gaps, fill them with every system, score.
+
+Every system sees the same gaps (positions drawn per seed, file and gap length),
+one gap per example, so every row of the result is an independent measurement.
+Mel systems go through ``processors.inpaint.inpaint_audio``, exactly as
+``scripts/inference.py`` does. All work happens at the model's sample rate, and
+every metric compares the filled waveform with the original (see processors.metrics).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.classical import linear_interpolation
+from processors.audio_io import load_mono, resample
+from processors.errors import UserError
+from processors.gaps import splice
+from processors.inpaint import inpaint_audio, locate, window_mels
+from processors.lpc import lpc_fill
+from processors.mel import MelSpectrogram, MelToWave
+from processors.metrics import (EVAL_RATE, centre_frames, log_spectral_distance, mel_mse, mel_snr_db,
+                                pesq_wb, stoi_scores)
+
+log = logging.getLogger(__name__)
+
+# (gapped (N,), gap (start, end), clean (N,)) -> filled (N,); ``clean`` is for the oracle only.
+FillFn = Callable[[np.ndarray, tuple[int, int], np.ndarray], np.ndarray]
+BASELINES: dict[str, Callable] = {}   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
+
+# LPC: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of
+# context gave the lowest LSD; orders of 16-64 were 2-4 dB worse.
+LPC_CONTEXT_MS = 100.0
+LPC_ORDER_MS = 40.0
+
+
+@dataclass
+class System:
+    """One gap filler in the benchmark, with the config whose crop window it fills from."""
+    name: str
+    cfg: object
+    fill: FillFn
+
+
+@dataclass
+class Reference:
+    """One clip's original, prepared once for every gap and system."""
+    wave: np.ndarray           # (N,) at the model's rate
+    mel: np.ndarray            # normalised log-Mel (n_mels, N // hop + 1)
+    wave16: np.ndarray         # (M,) at 16 kHz, for PESQ and STOI
+
+
+@dataclass
+class Example:
+    """A few examples keep their waveforms (cropped around the gap) for figures."""
+    file: str
+    gap_ms: float
+    gap: tuple[int, int]       # samples, relative to ``offset``
+    offset: int                # where the crop starts in the clip
+    waves: dict = field(default_factory=dict)   # 'original', 'gapped', system name -> (L,)
+
+
+def baseline(name: str):
+    def wrap(fn):
+        BASELINES[name] = fn
+        return fn
+    return wrap
+
+
+def mel_system(model, cfg, mel_fn, vocoder) -> FillFn:
+    """Fill with any inpainter of the model contract, through the same vocoder and splice as inference."""
+    sr = cfg.audio.sample_rate
+    return lambda gapped, gap, clean: inpaint_audio(gapped, sr, [gap], model, cfg, mel_fn, vocoder)[0]
+
+
+@baseline("zero")
+def zero_fill(cfg, mel_fn, vocoder) -> FillFn:
+    """The gap left silent: what a listener gets with no inpainting at all."""
+    return lambda gapped, gap, clean: gapped
+
+
+@baseline("linear")
+def linear_fill(cfg, mel_fn, vocoder) -> FillFn:
+    """Straight lines across the gap in the log-Mel domain, then the same vocoder and splice."""
+    return mel_system(linear_interpolation, cfg, mel_fn, vocoder)
+
+
+@baseline("lpc")
+def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
+    """Waveform-domain LPC extrapolation from both sides, cross-faded, spliced like the others."""
+    sr = cfg.audio.sample_rate
+    n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
+    fade = int(cfg.inference.crossfade_ms * sr / 1000)
+
+    def fill(gapped, gap, clean):
+        s, e = gap
+        piece = lpc_fill(gapped[max(0, s - n_ctx):s], gapped[e:e + n_ctx], e - s, order)
+        return splice(gapped, piece.astype(np.float32), s, e, fade)
+    return fill
+
+
+@baseline("oracle")
+def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
+    """The true Mel of the gap through the same vocoder and splice: the ceiling of any
+    Mel inpainter with this vocoder (what is left is Mel inversion and Griffin-Lim phase error)."""
+    sr = cfg.audio.sample_rate
+
+    def fill(gapped, gap, clean):
+        truth = window_mels(clean, sr, locate(gap, len(clean), sr, cfg), cfg, mel_fn)
+        return mel_system(lambda masked, mask: truth[None, None], cfg, mel_fn, vocoder)(gapped, gap, clean)
+    return fill
+
+
+def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str]) -> list[System]:
+    """Systems for ``(name, model, its config)`` checkpoints plus the named baselines (built for ``cfg``).
+
+    Every config must share ``cfg``'s audio, vocoder and splice settings: one table
+    compares fillers, not vocoders. UserError otherwise, or for an unknown baseline.
+    """
+    for name, _, c in models:
+        for section in ("audio", "vocoder", "inference"):
+            if getattr(c, section) != getattr(cfg, section):
+                raise UserError(f"checkpoint {name}: its {section} settings differ from the first checkpoint's; "
+                                "evaluate checkpoints with different settings separately")
+    if not models and not baselines:
+        raise UserError("nothing to evaluate: give a --checkpoint or at least one baseline")
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise UserError(f"unknown baseline {unknown[0]!r} (known: {', '.join(sorted(BASELINES))})")
+    mel_fn = MelSpectrogram(cfg.audio)
+    vocoder = MelToWave(cfg.audio, cfg.vocoder.n_iter, cfg.vocoder.momentum)
+    systems = [System(name, c, mel_system(model, c, mel_fn, vocoder)) for name, model, c in models]
+    return systems + [System(b, cfg, BASELINES[b](cfg, mel_fn, vocoder)) for b in baselines]
+
+
+# --------------------------------------------------------------------------- gaps
+
+def window_samples(cfg) -> int:
+    """Length in samples of the crop window the model fills a gap from (as ``locate``)."""
+    return (cfg.data.crop_frames - 1) * cfg.audio.hop_length
+
+
+def longest_gap_ms(cfg) -> float:
+    """Longest gap every position can hold: its frames (at most ceil((g + n_fft) / hop),
+    one spare for rounding) must fit between the crop's margins."""
+    a = cfg.audio
+    frames = cfg.data.crop_frames - 2 * cfg.data.mask.margin_frames - 1
+    return (frames * a.hop_length - a.n_fft) * 1000.0 / a.sample_rate
+
+
+def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
+    """UserError for a gap length that is not positive or that some system cannot fill."""
+    for ms in gap_ms:
+        if not (ms > 0 and math.isfinite(ms)):
+            raise UserError(f"--gap-ms {ms:g}: gap lengths must be positive milliseconds")
+        for s in systems:
+            if ms > longest_gap_ms(s.cfg):
+                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest_gap_ms(s.cfg):.0f} ms "
+                                f"(crop_frames={s.cfg.data.crop_frames})")
+
+
+def sample_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int, key: str) -> list[tuple[int, int]]:
+    """``count`` gaps of ``gap_len`` samples in a clip of ``n_samples``, seeded by (seed, key, gap_len).
+
+    Gap centres are uniform in [window/2, n_samples - window/2], so the crop window of
+    ``window`` samples centred on each gap lies inside the clip (full context on both
+    sides). Returns [] when the clip is shorter than the window.
+    """
+    lo, hi = window // 2, n_samples - (window - window // 2)
+    if hi < lo or gap_len >= window:
+        return []
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), gap_len])
+    centres = rng.integers(lo, hi + 1, size=count)
+    return [(int(c) - gap_len // 2, int(c) - gap_len // 2 + gap_len) for c in centres]
+
+
+# --------------------------------------------------------------------------- scoring
+
+def prepare_reference(wave: np.ndarray, cfg, mel_fn) -> Reference:
+    with torch.no_grad():
+        mel = mel_fn(torch.from_numpy(wave)).numpy()
+    return Reference(wave, mel, resample(wave, cfg.audio.sample_rate, EVAL_RATE))
+
+
+def score(ref: Reference, filled: np.ndarray, gap: tuple[int, int], cfg, mel_fn) -> dict:
+    """Every metric of one filled clip (N,) against its original; 'skipped' holds the reasons
+    a whole-clip metric could not be computed (its value is then NaN)."""
+    a = cfg.audio
+    with torch.no_grad():
+        est_mel = mel_fn(torch.from_numpy(np.ascontiguousarray(filled))).numpy()
+    f0, f1 = centre_frames(gap[0], gap[1], a.hop_length, ref.mel.shape[1])
+    est16 = resample(filled, a.sample_rate, EVAL_RATE)
+    pesq, why_pesq = pesq_wb(ref.wave16, est16, EVAL_RATE)
+    stoi, why_stoi = stoi_scores(ref.wave16, est16, EVAL_RATE)
+    return {
+        "lsd_db": log_spectral_distance(ref.wave, filled, gap, a.sample_rate, a.n_fft, a.win_length,
+                                        a.hop_length, a.f_max),
+        "mel_mse": mel_mse(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
+        "mel_snr_db": mel_snr_db(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
+        "pesq_wb": pesq, **stoi,
+        "skipped": "; ".join(r for r in (why_pesq, why_stoi) if r),
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float], gaps_per_file: int,
+             seed: int, n_examples: int = 1) -> tuple[list[dict], list[Example]]:
+    """Score every system on ``gaps_per_file`` gaps of each length in every usable file.
+
+    Returns one row per (file, gap, system) and, per gap length, the first
+    ``n_examples`` examples' waveforms for figures. Unreadable or too-short files are
+    skipped with one warning; none usable is a UserError.
+    """
+    check_gap_ms(gap_ms, systems)
+    sr = cfg.audio.sample_rate
+    mel_fn = MelSpectrogram(cfg.audio)
+    window = max(window_samples(s.cfg) for s in systems)
+    rows, examples, skipped = [], [], {}
+    per_file = len(gap_ms) * gaps_per_file
+    with tqdm(total=len(files) * per_file, desc="evaluate", unit="gap") as bar:
+        for path in files:
+            try:
+                clean = load_mono(path, sr)
+            except UserError as exc:
+                skipped[path] = str(exc)
+                bar.update(per_file)
+                continue
+            if len(clean) <= window:
+                skipped[path] = f"shorter than the {window / sr:.2f} s window a gap needs around it"
+                bar.update(per_file)
+                continue
+            ref = prepare_reference(clean, cfg, mel_fn)
+            for ms in gap_ms:
+                for i, gap in enumerate(sample_gaps(len(clean), round(ms * sr / 1000), window, gaps_per_file,
+                                                    seed, path.name)):
+                    rows += _run_example(path, ms, i, gap, ref, systems, cfg, mel_fn, examples, n_examples, window)
+                    bar.update(1)
+    if skipped:
+        first = next(iter(skipped.items()))
+        log.warning("skipped %d of %d files (e.g. %s: %s)", len(skipped), len(files), first[0], first[1])
+    if not rows:
+        raise UserError(f"no usable file among {len(files)} (e.g. {first[0]}: {first[1]})" if skipped
+                        else "no file to evaluate")
+    return rows, examples
+
+
+def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_examples, window) -> list[dict]:
+    sr, (s, e) = cfg.audio.sample_rate, gap
+    gapped = ref.wave.copy()
+    gapped[s:e] = 0.0
+    keep = sum(x.gap_ms == ms for x in examples) < n_examples
+    if keep:
+        lo = max(0, (s + e) // 2 - window // 2)
+        crop = slice(lo, lo + window)
+        example = Example(path.stem, ms, (s - lo, e - lo), lo, {"original": ref.wave[crop], "gapped": gapped[crop]})
+        examples.append(example)
+    base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": s / sr, "end_s": e / sr}
+    rows = []
+    for system in systems:
+        filled = system.fill(gapped, gap, ref.wave)
+        rows.append({**base, "system": system.name, **score(ref, filled, gap, cfg, mel_fn)})
+        if keep:
+            example.waves[system.name] = filled[crop]
+    return rows
+
+
+def evaluation_files(data: str, split: str, cfg, limit: int | None = None) -> list[Path]:
+    """Audio files under ``data``: an LJSpeech-1.1 root (it has metadata.csv) or any folder
+    of audio. ``split`` 'all', or 'train'/'val'/'test' by the same file split as training
+    (``cfg``'s fractions), so a model is not scored on clips it learnt from."""
+    from datasets.sources import SOURCES, split_files
+    root = Path(data)
+    files = SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
+    if split != "all":
+        files = split_files(files, cfg.data.val_fraction, cfg.data.test_fraction)[split]
+        if not files:
+            raise UserError(f"{data}: the '{split}' split is empty (data.{split}_fraction of {cfg.run_name})")
+    return files[:limit] if limit else files
