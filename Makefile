@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean bench-quality
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -18,5 +18,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# Train the default U-Net recipe on the shared real clips (files split by file; 15 % held
+# out) within a fixed CPU budget, then score it on the held-out clips.
+SHARED ?= ../shared/data
+QUALITY_STEPS ?= 2000
+bench-quality: $(STAMP)
+	rm -rf checkpoints/bench_quality runs/bench_quality
+	$(PY) scripts/train.py --config configs/unet_ljspeech.yaml --set run_name=bench_quality \
+	    --set data.root=$(SHARED)/LJSpeech-mini --set 'data.extra_roots=[$(SHARED)/LJSpeech-mini-16k]' \
+	    --set data.test_fraction=0.15 --set train.max_steps=$(QUALITY_STEPS) --set train.num_threads=2
+	$(PY) scripts/evaluate.py --checkpoint checkpoints/bench_quality/best.pt --split test \
+	    --data $(SHARED)/LJSpeech-mini $(SHARED)/LJSpeech-mini-16k --gap-ms 100 200 400 \
+	    --gaps-per-file 4 --out results/bench_quality
+
 clean:
-	rm -rf runs checkpoints/demo results/demo
+	rm -rf runs/demo checkpoints/demo results/demo

@@ -1,16 +1,21 @@
 """Reading and writing audio with soundfile (torchaudio's I/O needs torchcodec)."""
 from __future__ import annotations
 
-import os
-import tempfile
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from processors.atomic import atomic_path
 from processors.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+log = logging.getLogger(__name__)
+# libsndfile's log for a WAV whose data chunk is cut short: "data : 66150 (should be 22020)"
+_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMED = 0x7FFFFFFF      # data sizes at or above this are "unknown length" markers, not a promise
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -27,11 +32,19 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise UserError(f"audio file is empty: {path}")
     try:
-        samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            header = f.extra_info
+            samples = f.read(dtype="float32", always_2d=True)
+            sr = f.samplerate
     except Exception as exc:  # soundfile raises several types for corrupt data
         raise UserError(f"cannot decode audio {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     if samples.shape[0] == 0:
         raise UserError(f"audio file has no samples: {path}")
+    short = _SHORT_DATA.search(header)
+    if short and int(short[2]) < int(short[1]) < _STREAMED:   # libsndfile would quietly read what is there
+        promised = samples.shape[0] * int(short[1]) / max(1, int(short[2]))
+        raise UserError(f"audio file is truncated: {path} (its header promises {promised / sr:.3f} s, "
+                        f"it holds {samples.shape[0] / sr:.3f} s)")
     return samples, int(sr)
 
 
@@ -59,6 +72,7 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     samples, sr = read_audio(path)
     wave = to_mono(samples)
     if not np.isfinite(wave).all():
+        log.warning("%s: %d non-finite samples (NaN/Inf) read as 0", path, int((~np.isfinite(wave)).sum()))
         wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
     return resample(wave, sr, sample_rate)
 
@@ -66,13 +80,10 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
     """Write atomically (temp file in the same folder, then rename): never a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").upper() or "WAV"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        sf.write(tmp, samples, sample_rate, subtype=subtype, format=fmt)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), samples, sample_rate, subtype=subtype, format=fmt)
     except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write audio {path}: {exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot write audio {path}: {reason}") from exc

@@ -30,7 +30,7 @@ def main(args) -> int:
     gap_ms = sorted(set(args.gap_ms))
 
     rows, examples = evaluate(files, systems, cfg, gap_ms, args.gaps_per_file, args.seed, args.examples)
-    header = [f"- data: `{args.data}` (split: {args.split}), {len({r['file'] for r in rows})} files scored "
+    header = [f"- data: {', '.join(f'`{d}`' for d in args.data)} (split: {args.split}), {len({r['file'] for r in rows})} files scored "
               f"of {len(files)}, {args.gaps_per_file} gap(s) per file and length, seed {args.seed}",
               f"- checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
               f"- audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
@@ -46,7 +46,8 @@ if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--checkpoint", action="append", help="checkpoints/<run>/best.pt (repeatable)")
     p.add_argument("--config", help=f"audio/vocoder settings when no --checkpoint is given (default {DEFAULT_CONFIG})")
-    p.add_argument("--data", required=True, help="LJSpeech-1.1 root (with metadata.csv) or any folder of audio")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="LJSpeech-1.1 root (with metadata.csv) or any folder of audio (several allowed)")
     p.add_argument("--gap-ms", type=float, nargs="+", required=True, help="gap lengths in milliseconds, e.g. 50 100 200")
     p.add_argument("--gaps-per-file", type=int, default=4, help="gaps per file and gap length (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the gap positions (default 0)")

@@ -14,6 +14,8 @@ def main(args) -> int:
         raise UserError(f"--output {dst} is the input file; choose another path (the input is never overwritten)")
     if dst.suffix.lower() not in (".wav", ".flac", ".ogg"):
         raise UserError(f"--output {dst}: use a .wav, .flac or .ogg file name")
+    if dst.is_dir():
+        raise UserError(f"--output {dst} is a folder; give a file name inside it")
 
     import numpy as np
     import soundfile as sf
@@ -26,6 +28,12 @@ def main(args) -> int:
     from training.checkpoint import load_inpainter
 
     samples, sr = read_audio(src)
+    broken = ~np.isfinite(samples).all(axis=1)
+    if broken.any():      # they would be copied to the output, and poison any fill whose window holds them
+        raise UserError(f"{src}: {int(broken.sum())} non-finite samples (NaN/Inf), the first at "
+                        f"{np.argmax(broken) / sr:.3f} s; repair or re-export the file first")
+    if not samples.any():
+        raise UserError(f"{src}: the file is silent throughout: there is no context to fill a gap from")
     model, cfg = load_inpainter(args.checkpoint)
     silences = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
     if args.gaps:
@@ -42,7 +50,10 @@ def main(args) -> int:
     torch.manual_seed(cfg.seed)
     mel_fn = MelSpectrogram(cfg.audio)
     vocoder = MelToWave(cfg.audio, cfg.vocoder.n_iter, cfg.vocoder.momentum)
-    filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
+    try:
+        filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
+    except UserError as exc:
+        raise UserError(f"{src}: {exc}") from exc
     subtype = sf.info(str(src)).subtype if dst.suffix.lower() == src.suffix.lower() else None
     write_audio(dst, filled, sr, subtype=subtype)
     print(f"filled {len(gaps)} gap(s): " + ", ".join(f"{s / sr:.3f}-{e / sr:.3f} s" for s, e in gaps) + f" -> {dst}")

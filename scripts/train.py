@@ -5,20 +5,30 @@ from training.cli import parser, run
 
 
 def main(args) -> int:
+    import copy
+
     from processors.errors import UserError
-    from training.checkpoint import load_checkpoint
+    from training.checkpoint import CheckpointMismatch, config_changes, load_checkpoint
     from training.config import apply_overrides, build_config, load_config
     from training.trainer import Trainer
 
     resume = None
     if args.resume:
         resume = load_checkpoint(args.resume)
+        saved = copy.deepcopy(resume["config"])
         cfg = build_config(apply_overrides(resume["config"], args.set), where=f"{args.resume} (config)")
     elif args.config:
         cfg = load_config(args.config, args.set)
     else:
         raise UserError("give --config FILE (or --resume CHECKPOINT)")
-    summary = Trainer(cfg, resume=resume).fit()
+    try:
+        trainer = Trainer(cfg, resume=resume)
+    except CheckpointMismatch as exc:
+        changed = [c for c in config_changes(saved, cfg.to_dict()) if c.startswith(("model.", "audio.", "data."))]
+        more = f" (+{len(changed) - 2} more)" if len(changed) > 3 else ""
+        hint = f"; --set changed {', '.join(changed[:2] if more else changed)}{more}" if changed else ""
+        raise UserError(f"{args.resume}: {exc}{hint}") from exc
+    summary = trainer.fit()
     print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return 0
 

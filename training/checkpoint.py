@@ -14,6 +14,10 @@ from processors.errors import UserError
 FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint's weights or optimizer state do not fit the model built from the config."""
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename.
 
@@ -72,6 +76,41 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def weights_mismatch(model: torch.nn.Module, weights) -> str | None:
+    """None when ``weights`` (a state dict) fit ``model``; else a one-line summary of the difference.
+
+    torch's own message lists every tensor on its own line; this names the count and the first one.
+    """
+    if not isinstance(weights, dict):
+        return f"the weights are a {type(weights).__name__}, not a state dict"
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [k for k in own if k in weights and tuple(own[k].shape) != tuple(getattr(weights[k], "shape", ()))]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors of the model are missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} are not in the model (e.g. {unexpected[0]})")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} differ in shape (e.g. {k}: {tuple(weights[k].shape)} in the checkpoint, "
+                     f"{tuple(own[k].shape)} in the model)")
+    return "; ".join(parts) or None
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``'key: old -> new'`` for every leaf that differs between two config dicts (``Config.to_dict``)."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
 def load_inpainter(path: str | Path):
     """(model in eval mode, its Config) rebuilt from a checkpoint alone."""
     from models import build_model
@@ -79,8 +118,12 @@ def load_inpainter(path: str | Path):
     state = load_checkpoint(path)
     cfg = build_config(state["config"], where=f"{path} (config)")
     model = build_model(cfg)
+    problem = weights_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointMismatch(f"{path}: its weights do not fit the {cfg.model.name} model of its own config "
+                                 f"({problem})")
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"{path}: weights do not match its own config ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, TypeError) as exc:
+        raise CheckpointMismatch(f"{path}: cannot load its weights ({str(exc).splitlines()[0]})") from exc
     return model.eval(), cfg

@@ -16,7 +16,8 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser, argv=None) -> None:
-    """Parse, run, and turn user errors into ``error: ...`` on one line with exit code 2."""
+    """Parse, run, and turn user errors into ``error: ...`` on one line with exit code 2 (1 for a file
+    that cannot be read or written); ``--debug`` shows the traceback instead."""
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(levelname)s %(message)s")
@@ -27,6 +28,11 @@ def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentPa
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:          # a path that cannot be read or written: say which, no traceback
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from processors.atomic import write_text_atomic
 from processors.errors import UserError
 
 
@@ -122,6 +123,11 @@ class Config:
 
 # --------------------------------------------------------------------------- building
 
+def _key(where: str, key: str) -> str:
+    """Where a key sits: 'cfg.yaml' + 'train' -> 'cfg.yaml: train'; 'cfg.yaml: train' + 'lr' -> 'cfg.yaml: train.lr'."""
+    return f"{where}.{key}" if ": " in where else f"{where}: {key}"
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check ``value`` against a field type; ints are accepted for floats."""
     origin = typing.get_origin(typ) or typ
@@ -152,7 +158,7 @@ def from_dict(cls, data: Any, where: str = "config"):
     unknown = sorted(set(data) - names)
     if unknown:
         raise UserError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _coerce(v, hints[k], _key(where, k)) for k, v in data.items()}
     return cls(**kwargs)
 
 
@@ -189,11 +195,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (expected a YAML config)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}{line}: not valid YAML") from exc
+    if data is None:    # an empty file would silently mean "all defaults": almost surely a mistake
+        raise UserError(f"{path}: config file is empty")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of sections at the top level")
     data = apply_overrides(data, overrides or [])
@@ -201,8 +212,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML, atomically (a kill leaves the previous file)."""
+    write_text_atomic(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 # --------------------------------------------------------------------------- validation

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from processors.atomic import atomic_path, write_text_atomic
+
 # column -> (title, True when higher is better, decimals in summary.md)
 METRICS = {
     "lsd_db": ("LSD on the gap (dB)", False, 2),
@@ -23,8 +25,7 @@ COLUMNS = ["file", "gap_ms", "gap_index", "start_s", "end_s", "system", *METRICS
 
 def write_csv(rows: list[dict], path: Path) -> None:
     """One row per (file, gap, system); NaN metrics (skipped) are written as empty cells."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -125,7 +126,7 @@ def write_report(out: Path, rows: list[dict], examples: list, systems: list[str]
     summary = summarise(rows)
     paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}
     write_csv(rows, paths["csv"])
-    paths["summary"].write_text(summary_markdown(summary, systems, gap_ms, header))
+    write_text_atomic(paths["summary"], summary_markdown(summary, systems, gap_ms, header))
     plot_metrics(summary, systems, gap_ms, paths["plot"])
     plot_examples(examples, cfg, out / "plots")
     return paths

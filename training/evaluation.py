@@ -272,15 +272,24 @@ def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_ex
     return rows
 
 
-def evaluation_files(data: str, split: str, cfg, limit: int | None = None) -> list[Path]:
-    """Audio files under ``data``: an LJSpeech-1.1 root (it has metadata.csv) or any folder
-    of audio. ``split`` 'all', or 'train'/'val'/'test' by the same file split as training
-    (``cfg``'s fractions), so a model is not scored on clips it learnt from."""
-    from datasets.sources import SOURCES, split_files
-    root = Path(data)
-    files = SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
+def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None = None) -> list[Path]:
+    """Audio files under ``data`` (one folder or several): each an LJSpeech-1.1 root (it
+    has metadata.csv) or any folder of audio. ``split`` 'all', or 'train'/'val'/'test' of the training run's own split:
+    the split is computed over the run's data roots (``cfg.data``), exactly as in
+    training, and only files of ``data`` in that part are kept, so a model is never
+    scored on clips it learnt from."""
+    from datasets.sources import SOURCES, list_files, split_files
+    files = []
+    for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
+        files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
     if split != "all":
-        files = split_files(files, cfg.data.val_fraction, cfg.data.test_fraction)[split]
+        d = cfg.data
+        try:
+            trained_on = list_files(d.dataset, [d.root, *d.extra_roots])
+        except UserError as exc:
+            raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
+        part = {p.resolve() for p in split_files(trained_on, d.val_fraction, d.test_fraction)[split]}
+        files = [f for f in files if f.resolve() in part]
         if not files:
-            raise UserError(f"{data}: the '{split}' split is empty (data.{split}_fraction of {cfg.run_name})")
+            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")
     return files[:limit] if limit else files

@@ -23,7 +23,9 @@ from models import build_model
 from models.classical import linear_interpolation
 from processors.errors import UserError
 from processors.mel import MelToWave
-from training.checkpoint import rng_state, save_checkpoint, seed_everything, set_rng_state
+from processors.atomic import write_text_atomic
+from training.checkpoint import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
+                                 weights_mismatch)
 from training.config import Config, save_config
 from training.figures import mel_figure
 from training.losses import LOSSES, total_loss
@@ -66,20 +68,27 @@ class Trainer:
             raise UserError(f"{self.ckpt_dir} already holds a run: continue it with --resume "
                             f"{self.ckpt_dir / 'last.pt'} or start another with --set run_name=NAME")
 
-        splits = build_splits(cfg)
-        d = cfg.data
-        self.train_mels = compute_mels(splits["train"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "train files")
-        self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "val files")
-        self.split_counts = {k: len(v) for k, v in splits.items()}
-
         self.model = build_model(cfg).to(self.device)
         t = cfg.train
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
                                            weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         self.step, self.best = 0, float("inf")
+        # a checkpoint that does not fit and an unusable output folder fail now, not after the Mels
         if resume is not None:
             self._restore(resume)
+        for folder, key in ((self.ckpt_dir, "train.checkpoints_dir"), (self.run_dir, "train.runs_dir")):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{key}: cannot create {folder}: {exc.strerror or exc}") from exc
+
+        # no random numbers are drawn from here on: the restored RNG state stays as saved
+        splits = build_splits(cfg)
+        d = cfg.data
+        self.train_mels = compute_mels(splits["train"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "train files")
+        self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "val files")
+        self.split_counts = {k: len(v) for k, v in splits.items()}
         self.val_loader = DataLoader(
             MaskedMelCrops(self.val_mels, d.crop_frames, d.mask, cfg.seed + VAL_SEED_SALT, d.val_items),
             batch_size=t.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed))
@@ -93,12 +102,17 @@ class Trainer:
                 "step": self.step, "best": self.best, "rng": rng_state()}
 
     def _restore(self, state: dict) -> None:
+        problem = weights_mismatch(self.model, state["model"])
+        if problem:
+            raise CheckpointMismatch(f"checkpoint does not match the {self.cfg.model.name} model of this config "
+                                     f"({problem})")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise UserError(f"checkpoint does not match the model of this config: {str(exc).splitlines()[0]}") from exc
+            raise CheckpointMismatch(f"checkpoint does not match the model of this config: "
+                                     f"{str(exc).splitlines()[0]}") from exc
         self.step, self.best = int(state["step"]), float(state["best"])
         set_rng_state(state["rng"])
 
@@ -137,7 +151,7 @@ class Trainer:
         last_val: dict = {}
         start = time.time()
         try:
-            with open(loss_log, "a") as losses_file:
+            with open(loss_log, "a", buffering=1) as losses_file:   # line-buffered: tail -f shows each step
                 for batch in self._train_loader():
                     loss, terms = self._train_step(batch)
                     self.step += 1
@@ -155,6 +169,8 @@ class Trainer:
                         losses_file.flush()
                         self.save("last.pt")
                     if self.stop_requested:
+                        log.warning("stopped at step %d of %d: continue with --resume %s",
+                                    self.step, t.max_steps, self.ckpt_dir / "last.pt")
                         break
         finally:
             bar.close()
@@ -222,9 +238,27 @@ class Trainer:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep only rows up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
+    """Keep only rows up to ``step`` (a resumed run rewrites what came after its checkpoint).
+
+    A run killed mid-write may leave a partial last line; it is dropped, like any row that
+    does not read as ``step,loss``. The rewrite is atomic: a kill now loses nothing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         return
-    rows = [r for r in path.read_text().splitlines() if r and int(r.split(",")[0]) <= step]
-    path.write_text("".join(r + "\n" for r in rows))
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")[:-1]          # the piece after the last newline is incomplete
+    rows = []
+    for line in lines:
+        fields = line.split(",")
+        if len(fields) == 2 and fields[0].isdigit() and 0 < int(fields[0]) <= step and _is_float(fields[1]):
+            rows.append(line)
+    write_text_atomic(path, "".join(r + "\n" for r in rows))
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

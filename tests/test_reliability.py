@@ -1,0 +1,616 @@
+"""Reliability: bad input wherever a user gives one, crash safety, reproducibility.
+
+This file adds what test_config, test_datasets, test_inference, test_train and
+test_evaluate do not already check; together they cover the whole "Reliability"
+issue. Bad-input cases run the scripts *in this process* (:func:`cli`): a fresh
+Python with torch costs about 2 s per case on the test machine, 40 cases would
+take the whole time budget. ``test_in_process_runner_matches_a_real_process``
+checks that both ways give the same exit code and stderr; the crash tests
+(SIGKILL, SIGTERM, SIGINT) and ``--debug`` use real processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import ROOT, make_tiny_cfg, run_script, synth_clip, write_clip, write_ljspeech
+from datasets.mel_dataset import MaskedMelCrops, build_splits, compute_mels
+from processors.audio_io import write_audio
+from processors.gaps import find_silent_gaps
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import apply_overrides, build_config, save_config
+from training.eval_report import write_csv
+from training.trainer import Trainer, _truncate_log
+
+SR = 22050                 # the test files' rate (LJSpeech's); the tiny model runs at 16 kHz
+
+
+# --------------------------------------------------------------------------- runners
+
+def cli(script: str, *args) -> subprocess.CompletedProcess:
+    """``python scripts/<script> args`` run in this process: exit code, stdout and stderr as a shell sees them.
+
+    The root logger's handlers are set aside so that the script's ``logging.basicConfig``
+    writes its warnings to the captured stderr, as it does in a process of its own.
+    """
+    path = ROOT / "scripts" / script
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    argv = sys.argv
+    root.handlers.clear()
+    sys.argv = [str(path), *map(str, args)]
+    sys.path.insert(0, str(path.parent))
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        sys.argv = argv
+        sys.path.remove(str(path.parent))
+    return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
+    """Exit ``code``, no traceback, and stderr ends in the one ``error: `` line, which holds every
+    fragment; anything before it is a logged warning."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], f"expected one error line, last:\n{done.stderr}"
+    assert all(line.startswith("WARNING ") for line in lines[:-1]), done.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def snapshot(*folders: Path) -> dict[Path, str]:
+    """Every file under ``folders`` -> digest of its bytes."""
+    return {p: hashlib.sha1(p.read_bytes()).hexdigest()
+            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- shared run
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny data folder, its config file, and checkpoints of a U-Net, an FC model and a
+    U-Net config carrying the FC's weights ("swapped"), shared by the module."""
+    base = tmp_path_factory.mktemp("reliability")
+    data = write_ljspeech(base / "LJSpeech-1.1", n_clips=6)
+    steps = ["train.max_steps=2", "train.val_every=2", "train.ckpt_every=2"]
+    unet = make_tiny_cfg(data, base, *steps)
+    fc = make_tiny_cfg(data, base, *steps, "run_name=fc", "model.name=fc", "model.params={hidden: 16, layers: 2}")
+    Trainer(unet).fit()
+    Trainer(fc).fit()
+    ckpts = base / "checkpoints"
+    swapped = load_checkpoint(ckpts / "tiny" / "last.pt")
+    swapped["model"] = load_checkpoint(ckpts / "fc" / "last.pt")["model"]
+    save_checkpoint(base / "swapped.pt", {k: v for k, v in swapped.items() if k != "format_version"})
+    config = base / "tiny.yaml"
+    save_config(make_tiny_cfg(data, base / "unused"), config)
+    return SimpleNamespace(base=base, data=data, config=config, unet=ckpts / "tiny" / "last.pt",
+                           best=ckpts / "tiny" / "best.pt", fc=ckpts / "fc" / "last.pt", swapped=base / "swapped.pt")
+
+
+def gapped(seconds: float = 1.2, spans=((0.6, 0.65),), sr: int = SR, channels: int = 1, seed: int = 3) -> np.ndarray:
+    """float32 (N,) or (N, C): a synthetic clip with digital silence over ``spans`` (seconds)."""
+    wave = synth_clip(seconds, sr, seed)
+    if channels > 1:
+        wave = np.stack([wave * (1 - 0.3 * c) for c in range(channels)], axis=1)
+    for a, b in spans:
+        wave[int(a * sr):int(b * sr)] = 0
+    return wave
+
+
+def write_wav(path: Path, samples: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, sr, subtype=subtype)
+    return path
+
+
+def truncated_wav(path: Path) -> Path:
+    """A 16-bit WAV whose data stops at a third of what its header promises (an interrupted copy)."""
+    data = write_wav(path, gapped()).read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+# --------------------------------------------------------------------------- bad input, CLI
+
+def bad_input(case: str, tmp: Path, t) -> tuple[str, list, list[str]]:
+    """(script, arguments, fragments the error line must hold) for one bad input; makes its files in ``tmp``."""
+    runs = ["--set", f"train.runs_dir={tmp / 'runs'}", "--set", f"train.checkpoints_dir={tmp / 'ckpts'}"]
+    train = ["--config", t.config, *runs]
+    out = tmp / "out.wav"
+    ok_input = write_wav(tmp / "ok.wav", gapped())
+    fill = lambda source, *more: ["--checkpoint", t.best, "--input", source, "--output", out, *more]  # noqa: E731
+    evaluate = ["--data", t.data, "--gap-ms", "50", "--out", tmp / "report"]
+
+    def ljspeech(problem: str) -> list:
+        root = write_ljspeech(tmp / "LJ", n_clips=3)
+        if problem == "no metadata":
+            (root / "metadata.csv").unlink()
+        elif problem == "missing wavs":
+            (root / "metadata.csv").write_text("LJ404-0001|gone|gone\nLJ404-0002|gone|gone\n")
+        elif problem == "unreadable":
+            for wav in (root / "wavs").glob("*.wav"):
+                wav.write_bytes(b"RIFF not really a wav file" * 20)
+        return [*train, "--set", f"data.root={root}"]
+
+    if case == "train: config file missing":
+        return "train.py", ["--config", tmp / "nope.yaml"], ["config file not found", "nope.yaml"]
+    if case == "train: config file empty":
+        (tmp / "empty.yaml").write_text("")
+        return "train.py", ["--config", tmp / "empty.yaml"], ["empty.yaml", "config file is empty"]
+    if case == "train: config file not text":
+        (tmp / "binary.yaml").write_bytes(np.random.default_rng(0).bytes(300))
+        return "train.py", ["--config", tmp / "binary.yaml"], ["binary.yaml"]
+    if case == "train: config key typo":
+        (tmp / "typo.yaml").write_text(t.config.read_text().replace("seed:", "sede:"))
+        return "train.py", ["--config", tmp / "typo.yaml"], ["typo.yaml", "unknown key 'sede'"]
+    if case == "train: --set key typo":
+        return "train.py", [*train, "--set", "train.lrr=1"], ["tiny.yaml: train", "unknown key 'lrr'"]
+    if case == "train: wrong type":
+        return "train.py", [*train, "--set", "train.batch_size=two"], ["tiny.yaml: train.batch_size", "expected int"]
+    if case == "train: gap longer than the crop":
+        return "train.py", [*train, "--set", "data.mask.mode=fixed", "--set", "data.mask.gap_frames=40"], \
+            ["data.mask.gap_frames", "longer than the crop"]
+    if case == "train: n_mels beyond the STFT":
+        return "train.py", [*train, "--set", "audio.n_mels=300"], ["audio.n_mels", "need n_fft >= 598"]
+    if case == "train: data folder empty":
+        (tmp / "songs").mkdir()
+        return "train.py", [*train, "--set", "data.dataset=folder", "--set", f"data.root={tmp / 'songs'}"], \
+            ["songs", "no audio files"]
+    if case == "train: data root is a file":
+        return "train.py", [*train, "--set", f"data.root={ok_input}"], ["not a folder", "ok.wav"]
+    if case == "train: LJSpeech without metadata.csv":
+        return "train.py", ljspeech("no metadata"), ["LJ", "no metadata.csv"]
+    if case == "train: metadata.csv names only missing wavs":
+        return "train.py", ljspeech("missing wavs"), ["metadata.csv", "names no wav"]
+    if case == "train: every wav unreadable":
+        return "train.py", ljspeech("unreadable"), ["unusable", "cannot decode audio", "max_bad_fraction"]
+    if case == "train: resume checkpoint missing":
+        return "train.py", ["--resume", tmp / "nope.pt"], ["checkpoint not found", "nope.pt"]
+    if case == "train: resume checkpoint empty":
+        (tmp / "empty.pt").write_bytes(b"")
+        return "train.py", ["--resume", tmp / "empty.pt"], ["empty.pt", "truncated or not a checkpoint"]
+    if case == "train: resume checkpoint truncated":
+        data = t.unet.read_bytes()
+        (tmp / "cut.pt").write_bytes(data[: len(data) // 2])
+        return "train.py", ["--resume", tmp / "cut.pt"], ["cut.pt", "truncated or not a checkpoint"]
+    if case == "train: resume from a wav":
+        return "train.py", ["--resume", ok_input], ["ok.wav", "not a checkpoint"]
+    if case == "train: resume with another base_channels":
+        return "train.py", ["--resume", t.unet, *runs, "--set", "model.params.base_channels=8"], \
+            ["last.pt", "does not match the unet model", "model.params.base_channels: 4 -> 8"]
+    if case == "train: resume an fc checkpoint as a unet":
+        return "train.py", ["--resume", t.fc, *runs, "--set", "model.name=unet", "--set", "model.params={}"], \
+            ["fc/last.pt", "does not match the unet model", "model.name: 'fc' -> 'unet'"]
+    if case == "train: resume weights that do not fit their config":
+        return "train.py", ["--resume", t.swapped, *runs], ["swapped.pt", "does not match the unet model"]
+    if case == "train: resume with --set of a wrong type":
+        return "train.py", ["--resume", t.unet, "--set", "train.max_steps=many"], \
+            ["last.pt (config): train.max_steps", "expected int"]
+    if case == "train: checkpoints_dir is a file":
+        return "train.py", [*train, "--set", f"train.checkpoints_dir={ok_input}"], \
+            ["train.checkpoints_dir", "ok.wav", "cannot create"]
+    if case == "train: run exists (no --resume)":
+        return "train.py", ["--config", t.config, "--set", f"train.checkpoints_dir={t.base / 'checkpoints'}",
+                            "--set", f"train.runs_dir={tmp / 'runs'}"], ["already holds a run", "--resume"]
+    if case == "inference: input empty":
+        (tmp / "in.wav").write_bytes(b"")
+        return "inference.py", fill(tmp / "in.wav"), ["audio file is empty", "in.wav"]
+    if case == "inference: input is a folder":
+        (tmp / "in.wav").mkdir()
+        return "inference.py", fill(tmp / "in.wav"), ["got a folder", "in.wav"]
+    if case == "inference: input truncated":
+        return "inference.py", fill(truncated_wav(tmp / "in.wav")), ["in.wav", "truncated", "promises 1.200 s"]
+    if case == "inference: input only silence":
+        write_wav(tmp / "in.wav", np.zeros(SR, np.float32))
+        return "inference.py", fill(tmp / "in.wav"), ["in.wav", "silent throughout"]
+    if case == "inference: input with NaN/Inf":
+        wave = gapped()
+        wave[[2205, 2300]] = [np.nan, np.inf]
+        write_wav(tmp / "in.wav", wave, subtype="FLOAT")
+        return "inference.py", fill(tmp / "in.wav"), ["in.wav", "2 non-finite samples", "0.100 s"]
+    if case == "inference: --gaps gap touches the start":
+        return "inference.py", fill(ok_input, "--gaps", "0:0.05"), ["ok.wav", "touches the start"]
+    if case == "inference: --gaps gap touches the end":
+        return "inference.py", fill(ok_input, "--gaps", "1.15:1.2"), ["ok.wav", "touches the end"]
+    if case == "inference: --gaps malformed":
+        return "inference.py", fill(ok_input, "--gaps", "0.6-0.65"), ["--gaps", "'0.6-0.65'"]
+    if case == "inference: --gaps past the end":
+        return "inference.py", fill(ok_input, "--gaps", "1.1:1.5"), ["--gaps", "ends after the file"]
+    if case == "inference: checkpoint empty":
+        (tmp / "empty.pt").write_bytes(b"")
+        return "inference.py", ["--checkpoint", tmp / "empty.pt", "--input", ok_input, "--output", out], \
+            ["empty.pt", "truncated or not a checkpoint"]
+    if case == "inference: checkpoint weights do not fit its config":
+        return "inference.py", ["--checkpoint", t.swapped, "--input", ok_input, "--output", out], \
+            ["swapped.pt", "do not fit the unet model", "missing"]
+    if case == "inference: output is a folder":
+        out.mkdir()
+        return "inference.py", fill(ok_input), ["--output", "out.wav is a folder"]
+    if case == "evaluate: --data missing":
+        return "evaluate.py", ["--checkpoint", t.best, *evaluate[2:], "--data", tmp / "nowhere"], \
+            ["data folder not found", "nowhere"]
+    if case == "evaluate: --data empty folder":
+        (tmp / "songs").mkdir()
+        return "evaluate.py", ["--checkpoint", t.best, *evaluate[2:], "--data", tmp / "songs"], \
+            ["songs", "no audio files"]
+    if case == "evaluate: checkpoint truncated":
+        data = t.best.read_bytes()
+        (tmp / "cut.pt").write_bytes(data[: len(data) // 3])
+        return "evaluate.py", ["--checkpoint", tmp / "cut.pt", *evaluate], ["cut.pt", "truncated"]
+    if case == "evaluate: checkpoint weights do not fit its config":
+        return "evaluate.py", ["--checkpoint", t.swapped, *evaluate], ["swapped.pt", "do not fit"]
+    if case == "evaluate: config key typo":
+        (tmp / "typo.yaml").write_text(t.config.read_text().replace("seed:", "sede:"))
+        return "evaluate.py", ["--config", tmp / "typo.yaml", *evaluate], ["typo.yaml", "unknown key 'sede'"]
+    raise AssertionError(case)
+
+
+CASES = [
+    "train: config file missing", "train: config file empty", "train: config file not text",
+    "train: config key typo", "train: --set key typo", "train: wrong type", "train: gap longer than the crop",
+    "train: n_mels beyond the STFT", "train: data folder empty", "train: data root is a file",
+    "train: LJSpeech without metadata.csv", "train: metadata.csv names only missing wavs",
+    "train: every wav unreadable", "train: resume checkpoint missing", "train: resume checkpoint empty",
+    "train: resume checkpoint truncated", "train: resume from a wav", "train: resume with another base_channels",
+    "train: resume an fc checkpoint as a unet", "train: resume weights that do not fit their config",
+    "train: resume with --set of a wrong type", "train: checkpoints_dir is a file", "train: run exists (no --resume)",
+    "inference: input empty", "inference: input is a folder", "inference: input truncated",
+    "inference: input only silence", "inference: input with NaN/Inf", "inference: --gaps gap touches the start",
+    "inference: --gaps gap touches the end", "inference: --gaps malformed", "inference: --gaps past the end",
+    "inference: checkpoint empty", "inference: checkpoint weights do not fit its config",
+    "inference: output is a folder",
+    "evaluate: --data missing", "evaluate: --data empty folder", "evaluate: checkpoint truncated",
+    "evaluate: checkpoint weights do not fit its config", "evaluate: config key typo",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_error_line_and_exit_code_2(case, tmp_path, trained):
+    script, args, fragments = bad_input(case, tmp_path, trained)
+    before = snapshot(tmp_path, trained.base)
+    done = cli(script, *args)
+    assert_one_error_line(done, 2, *fragments)
+    assert snapshot(tmp_path, trained.base) == before, "an input was changed or an output file written"
+
+
+@pytest.mark.parametrize("case", ["train: config key typo", "inference: input truncated",
+                                  "evaluate: checkpoint truncated"])
+def test_in_process_runner_matches_a_real_process(case, tmp_path, trained):
+    script, args, _ = bad_input(case, tmp_path, trained)
+    real, here = run_script(script, *args), cli(script, *args)
+    assert (real.returncode, real.stderr, real.stdout) == (here.returncode, here.stderr, here.stdout)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = run_script("train.py", "--config", tmp_path / "nope.yaml", "--debug")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last)" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(f"UserError: config file not found: {tmp_path / 'nope.yaml'}")
+
+
+def test_silent_runs_beyond_the_given_gaps_are_warned_about_and_kept(tmp_path, trained):
+    source = write_wav(tmp_path / "two.wav", gapped(1.5, spans=[(0.4, 0.45), (1.0, 1.05)]))
+    out = tmp_path / "out.wav"
+    done = cli("inference.py", "--checkpoint", trained.best, "--input", source, "--output", out, "--gaps", "0.4:0.45")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING ")]
+    assert len(warnings) == 1 and "two.wav" in warnings[0] and "1 more silent stretch" in warnings[0] \
+        and "1.000 s" in warnings[0], done.stderr
+    original, filled = sf.read(str(source), dtype="int16")[0], sf.read(str(out), dtype="int16")[0]
+    given, other = slice(round(0.4 * SR), round(0.45 * SR)), slice(int(1.0 * SR), int(1.05 * SR))
+    assert np.any(filled[given] != 0), "the given gap was not filled"
+    assert not np.any(filled[other]), "the other silent run was changed"
+    outside = np.ones(len(original), dtype=bool)
+    outside[given] = False
+    assert np.array_equal(filled[outside], original[outside])
+
+
+# --------------------------------------------------------------------------- formats are converted
+
+FORMATS = {                                   # name -> (sample rate, channels, subtype, seconds, gap)
+    "stereo": (SR, 2, "PCM_16", 1.2, (0.6, 0.65)),
+    "8-bit": (SR, 1, "PCM_U8", 1.2, (0.6, 0.65)),
+    "48 kHz": (48000, 1, "PCM_16", 1.2, (0.6, 0.65)),
+    "8 kHz": (8000, 1, "PCM_16", 1.2, (0.6, 0.65)),
+    "shorter than the crop": (SR, 1, "PCM_16", 0.2, (0.085, 0.115)),   # the crop is 0.25 s
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_other_formats_are_converted_for_training(name, tmp_path, tiny_cfg):
+    sr, channels, subtype, seconds, _ = FORMATS[name]
+    path = write_wav(tmp_path / "clip.wav", gapped(seconds, spans=(), sr=sr, channels=channels), sr, subtype)
+    a = tiny_cfg.audio
+    [mel] = compute_mels([path], a, min_seconds=0.1, max_bad_fraction=0.0)
+    n = round(seconds * a.sample_rate)
+    assert mel.shape[0] == a.n_mels and abs(mel.shape[1] - (n // a.hop_length + 1)) <= 1
+    assert np.isfinite(mel).all() and mel.max() > 0.3, "the clip was read as silence"
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_other_formats_are_filled_in_their_own_format(name, tmp_path, trained):
+    sr, channels, subtype, seconds, gap = FORMATS[name]
+    source = write_wav(tmp_path / "in.wav", gapped(seconds, spans=[gap], sr=sr, channels=channels), sr, subtype)
+    before = source.read_bytes()
+    out = tmp_path / "out.wav"
+    done = cli("inference.py", "--checkpoint", trained.best, "--input", source, "--output", out)
+    assert done.returncode == 0, done.stderr
+    assert "filled 1 gap(s)" in done.stdout
+    i, o = sf.info(str(source)), sf.info(str(out))
+    assert (o.samplerate, o.channels, o.frames, o.subtype) == (i.samplerate, i.channels, i.frames, i.subtype)
+    original, filled = sf.read(str(source), always_2d=True)[0], sf.read(str(out), always_2d=True)[0]
+    [(s, e)] = find_silent_gaps(original, int(0.02 * sr))   # the run the script found and filled
+    outside = np.ones(len(original), dtype=bool)
+    outside[s:e] = False
+    assert np.array_equal(filled[outside], original[outside]), "samples outside the gap changed"
+    assert np.any(filled[s:e] != 0), "the gap was left silent"
+    assert source.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- datasets
+
+@pytest.mark.parametrize("kind, kept, message", [
+    ("truncated", False, "truncated"),
+    ("empty", False, "audio file is empty"),
+    ("header only", False, "cannot decode audio"),
+    ("NaN and Inf samples", True, "2 non-finite samples (NaN/Inf) read as 0"),
+    ("shorter than the crop", True, None),
+])
+def test_one_odd_file_among_good_ones(kind, kept, message, tmp_path, ljspeech_dir, tiny_cfg, caplog):
+    """Bad files are skipped with one warning that counts them; repairable ones are kept."""
+    good = sorted((ljspeech_dir / "wavs").glob("*.wav"))
+    odd = tmp_path / "odd.wav"
+    if kind == "truncated":
+        truncated_wav(odd)
+    elif kind == "empty":
+        odd.write_bytes(b"")
+    elif kind == "header only":
+        odd.write_bytes(write_wav(odd, gapped()).read_bytes()[:30])
+    elif kind == "NaN and Inf samples":
+        wave = gapped(spans=())
+        wave[[100, 200]] = [np.nan, -np.inf]
+        write_wav(odd, wave, subtype="FLOAT")
+    else:
+        write_clip(odd, 0.15)
+    with caplog.at_level(logging.WARNING):
+        mels = compute_mels(good + [odd], tiny_cfg.audio, min_seconds=0.1, max_bad_fraction=0.2, desc="train files")
+    assert len(mels) == len(good) + kept
+    assert all(np.isfinite(m).all() for m in mels)
+    if not kept:
+        assert f"train files: skipped 1 of {len(good) + 1} files (e.g. {odd}: " in caplog.text
+    if message:
+        assert message in caplog.text and "odd.wav" in caplog.text
+
+
+def test_clips_shorter_than_the_crop_are_padded_and_train(tmp_path):
+    data = tmp_path / "LJ"
+    write_ljspeech(data, n_clips=4)
+    for wav in (data / "wavs").glob("*.wav"):
+        write_clip(wav, 0.15)                                         # 19 frames < 32
+    cfg = make_tiny_cfg(data, tmp_path, "data.min_file_seconds=0.1", "train.max_steps=2", "train.val_every=2",
+                        "train.ckpt_every=2")
+    trainer = Trainer(cfg)
+    item = MaskedMelCrops(trainer.train_mels, 32, cfg.data.mask, 0, 1)[0]
+    assert all(v.shape == (1, cfg.audio.n_mels, 32) for v in item.values())
+    assert trainer.fit()["step"] == 2
+
+
+def test_training_survives_a_messy_ljspeech_folder(tmp_path, caplog):
+    """Mixed formats, three broken files and bad metadata lines: skipped, counted, warned about, trained on."""
+    root = write_ljspeech(tmp_path / "LJSpeech-1.1", n_clips=12)
+    wavs = sorted((root / "wavs").glob("*.wav"))
+    conversions = [(SR, 2, "PCM_16"), (SR, 1, "PCM_U8"), (48000, 1, "PCM_16"), (8000, 1, "PCM_16"), (SR, 1, "FLOAT")]
+    for wav, (sr, channels, subtype) in zip(wavs, conversions):
+        write_wav(wav, gapped(1.2, spans=(), sr=sr, channels=channels), sr, subtype)
+    truncated_wav(wavs[5])
+    wavs[6].write_bytes(b"")
+    wavs[7].write_bytes(b"not audio" * 100)
+    meta = root / "metadata.csv"
+    meta.write_text(meta.read_text() + "no separator on this line\nLJ404-0404|a missing wav|a missing wav\n")
+    cfg = make_tiny_cfg(root, tmp_path, "data.val_fraction=0.25", "data.max_bad_fraction=0.4",
+                        "train.max_steps=2", "train.val_every=2", "train.ckpt_every=2")
+    with caplog.at_level(logging.WARNING):
+        summary = Trainer(cfg).fit()
+    assert summary["step"] == 2 and np.isfinite(summary["best_val_mse"])
+    assert "skipped 1 malformed lines and 1 ids with no wav" in caplog.text
+    skipped = [r.args[1] for r in caplog.records if r.getMessage().startswith(("train files: skipped",
+                                                                              "val files: skipped"))]
+    broken = set(wavs[5:8]) - set(build_splits(cfg)["test"])      # test files are not read in training
+    assert sum(skipped) == len(broken) >= 2, caplog.text
+
+
+# --------------------------------------------------------------------------- crash safety
+
+def _write_checkpoint(path: Path, version: int) -> None:
+    save_checkpoint(path, {"config": {}, "model": {}, "version": version})
+
+
+def _read_checkpoint(path: Path) -> int:
+    return load_checkpoint(path)["version"]
+
+
+WRITERS = {    # name -> (write version v to path, read the version back)
+    "checkpoint": (_write_checkpoint, _read_checkpoint),
+    "config": (lambda p, v: save_config(build_config({"seed": v}), p),
+               lambda p: int(p.read_text().split("seed: ")[1].split()[0])),
+    "audio": (lambda p, v: write_audio(p, np.full(100, v / 10, np.float32), 8000, "FLOAT"),
+              lambda p: round(float(sf.read(str(p))[0][0]) * 10)),
+    "metrics csv": (lambda p, v: write_csv([{"file": f"v{v}"}], p), lambda p: int(p.read_text().split("\nv")[1][0])),
+}
+
+
+@pytest.mark.parametrize("failing", ["os.fsync", "os.replace"])
+@pytest.mark.parametrize("writer", WRITERS)
+def test_an_interrupted_write_leaves_the_previous_file(writer, failing, tmp_path, monkeypatch):
+    """What a kill between writing the data and renaming it would leave: the old file, whole."""
+    write, read = WRITERS[writer]
+    path = tmp_path / ("out.wav" if writer == "audio" else "out.file")
+    write(path, 1)
+    assert read(path) == 1
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(failing, crash)
+    with pytest.raises(KeyboardInterrupt):
+        write(path, 2)
+    monkeypatch.undo()
+    assert read(path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "a temporary file was left behind"
+    write(path, 3)
+    assert read(path) == 3
+
+
+@pytest.mark.parametrize("damage, rows", [
+    ("rows after the checkpoint", "1,0.5\n2,0.4\n3,0.3\n4,0.2\n5,0.1\n"),
+    ("a half-written last row", "1,0.5\n2,0.4\n3,0.3\n1"),
+    ("a half-written row, then more", "1,0.5\n2,0.4\n3,0.\x00\x00\n3,0.3\n"),
+    ("a row of garbage", "1,0.5\n\x00\x00\x00\n2,0.4\n3,0.3\n"),
+])
+def test_resume_keeps_each_logged_step_once(damage, rows, tmp_path):
+    log = tmp_path / "losses.csv"
+    log.write_text(rows)
+    _truncate_log(log, 3)
+    assert log.read_text() == "1,0.5\n2,0.4\n3,0.3\n"
+
+
+def _train_cmd(t, tmp: Path, *sets: str) -> list[str]:
+    args = ["--config", t.config, "--set", f"train.runs_dir={tmp / 'runs'}",
+            "--set", f"train.checkpoints_dir={tmp / 'ckpts'}", "--set", "train.max_steps=1000",
+            "--set", "train.val_every=1000", "--set", "train.schedule=constant"]
+    for s in sets:
+        args += ["--set", s]
+    return [sys.executable, str(ROOT / "scripts" / "train.py"), *map(str, args)]
+
+
+class Training:
+    """``scripts/train.py`` in a process of its own; its output goes to files (a pipe that
+    nobody reads would fill up with the progress bar and stall the run)."""
+
+    def __init__(self, cmd: list[str], tmp: Path):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.out, self.err = tmp / "stdout.txt", tmp / "stderr.txt"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
+
+    def wait_for_rows(self, path: Path, n: int, timeout: float = 90) -> None:
+        """Until losses.csv holds ``n`` complete rows."""
+        deadline = time.time() + timeout
+        while len(_logged_rows(path)) < n:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"training ended early ({self.proc.returncode}):\n{self.err.read_text()[-3000:]}")
+            if time.time() > deadline:
+                raise AssertionError(f"not {n} steps after {timeout} s")
+            time.sleep(0.01)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr); a run still going after ``timeout`` is killed."""
+        try:
+            self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode, self.out.read_text(), self.err.read_text()
+
+
+def _logged_rows(path: Path) -> list[tuple[int, str]]:
+    """Complete ``step,loss`` rows of losses.csv (a line still being written is left out)."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]
+    return [(int(s), v) for s, v in (line.split(",") for line in lines)]
+
+
+def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path, trained):
+    """kill -9 a few steps after a checkpoint; --resume redoes those steps with the same losses."""
+    log, last = tmp_path / "runs" / "tiny" / "losses.csv", tmp_path / "ckpts" / "tiny" / "last.pt"
+    run = Training(_train_cmd(trained, tmp_path, "train.ckpt_every=10"), tmp_path)
+    try:
+        run.wait_for_rows(log, 13)
+        run.proc.send_signal(signal.SIGKILL)
+    finally:
+        code, _, _ = run.finish()
+    assert code == -signal.SIGKILL
+    killed = _logged_rows(log)
+    state = load_checkpoint(last)                         # whole and readable
+    step = state["step"]
+    assert step % 10 == 0 and 10 <= step <= len(killed) < 1000
+    print("KILLED", len(killed), step)
+    assert [s for s, _ in killed] == list(range(1, len(killed) + 1))
+
+    end = len(killed) + 5
+    done = run_script("train.py", "--resume", last, "--set", f"train.max_steps={end}")
+    assert done.returncode == 0, done.stderr
+    assert f"step={end}" in done.stdout
+    rows = _logged_rows(log)
+    assert [s for s, _ in rows] == list(range(1, end + 1)), "each step logged once, up to max_steps"
+    assert rows[:len(killed)] == killed, "the steps redone after the checkpoint gave other losses"
+    assert load_checkpoint(last)["step"] == end
+    for ckpt in (tmp_path / "ckpts" / "tiny").glob("*.pt"):
+        load_checkpoint(ckpt)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_a_checkpoint_and_exits_cleanly(sig, tmp_path, trained):
+    log, last = tmp_path / "runs" / "tiny" / "losses.csv", tmp_path / "ckpts" / "tiny" / "last.pt"
+    run = Training(_train_cmd(trained, tmp_path, "train.ckpt_every=1000"), tmp_path)
+    try:
+        run.wait_for_rows(log, 5)
+        run.proc.send_signal(sig)
+    finally:
+        code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    rows = _logged_rows(log)
+    step = len(rows)
+    assert [s for s, _ in rows] == list(range(1, step + 1)) and 5 <= step < 1000
+    assert load_checkpoint(last)["step"] == step
+    assert f"received {sig.name}: saving a checkpoint" in stderr
+    assert f"stopped at step {step} of 1000: continue with --resume {last}" in stderr
+    assert f"step={step} " in stdout
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+def _losses(cfg) -> list[str]:
+    return (Path(cfg.train.runs_dir) / cfg.run_name / "losses.csv").read_text().splitlines()
+
+
+@pytest.mark.parametrize("first, second", [
+    (["model.name=fc", "model.params={hidden: 16, layers: 2, dropout: 0.5}"],) * 2,   # dropout draws from the RNG
+    (["data.num_workers=2"], ["data.num_workers=0"]),                                 # loader workers change nothing
+], ids=["fc with dropout", "loader workers"])
+def test_same_config_and_seed_give_the_same_losses(first, second, tmp_path, trained):
+    steps = ["train.max_steps=4", "train.val_every=4", "train.ckpt_every=4"]
+    a = make_tiny_cfg(trained.data, tmp_path / "a", *steps, *first)
+    b = make_tiny_cfg(trained.data, tmp_path / "b", *steps, *second)
+    Trainer(a).fit()
+    Trainer(b).fit()
+    assert _losses(a) == _losses(b) and len(_losses(a)) == 4
