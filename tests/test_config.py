@@ -128,7 +128,7 @@ def test_override_with_unknown_key_is_rejected():
     (["train.schedule=step"], "train.schedule"),
     (["data.dataset=timit"], "data.dataset"),
     (["loss.weights.perceptual=1"], "loss.weights.perceptual"),
-    (["loss.weights.mse=0", "loss.weights.boundary=0"], "loss.weights"),
+    (["loss.weights.mse=0", "loss.weights.l1=0", "loss.weights.boundary=0"], "loss.weights"),
     (["vocoder.method=hifigan"], "vocoder.method"),
 ])
 def test_impossible_values_name_the_key(overrides, key):
@@ -165,5 +165,5 @@ def test_round_trip_through_dict_and_yaml(tmp_path, path):
 def test_to_dict_is_plain_data(tiny_cfg):
     data = tiny_cfg.to_dict()
     yaml.safe_dump(data)      # raises on anything that is not plain data
-    assert data["model"]["params"] == {"base_channels": 4, "depth": 2}
+    assert data["model"]["params"] == {"base_channels": 4, "depth": 2, "residual_interp": True}
     assert dataclasses.asdict(tiny_cfg) == data

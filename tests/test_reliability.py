@@ -26,14 +26,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from conftest import ROOT, make_tiny_cfg, run_script, synth_clip, write_clip, write_ljspeech
 from datasets.mel_dataset import MaskedMelCrops, build_splits, compute_mels
 from processors.audio_io import write_audio
 from processors.gaps import find_silent_gaps
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import apply_overrides, build_config, save_config
+from training.config import build_config, save_config
 from training.eval_report import write_csv
 from training.trainer import Trainer, _truncate_log
 
@@ -413,12 +412,14 @@ def test_clips_shorter_than_the_crop_are_padded_and_train(tmp_path):
     data = tmp_path / "LJ"
     write_ljspeech(data, n_clips=4)
     for wav in (data / "wavs").glob("*.wav"):
-        write_clip(wav, 0.15)                                         # 19 frames < 32
+        write_clip(wav, 0.15)
     cfg = make_tiny_cfg(data, tmp_path, "data.min_file_seconds=0.1", "train.max_steps=2", "train.val_every=2",
                         "train.ckpt_every=2")
     trainer = Trainer(cfg)
-    item = MaskedMelCrops(trainer.train_mels, 32, cfg.data.mask, 0, 1)[0]
-    assert all(v.shape == (1, cfg.audio.n_mels, 32) for v in item.values())
+    crop = cfg.data.crop_frames
+    assert max(m.shape[1] for m in trainer.train_mels) < crop
+    item = MaskedMelCrops(trainer.train_mels, crop, cfg.data.mask, 0, 1)[0]
+    assert all(v.shape == (1, cfg.audio.n_mels, crop) for v in item.values())
     assert trainer.fit()["step"] == 2
 
 
@@ -562,7 +563,6 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path, trained):
     state = load_checkpoint(last)                         # whole and readable
     step = state["step"]
     assert step % 10 == 0 and 10 <= step <= len(killed) < 1000
-    print("KILLED", len(killed), step)
     assert [s for s, _ in killed] == list(range(1, len(killed) + 1))
 
     end = len(killed) + 5
