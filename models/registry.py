@@ -28,11 +28,40 @@ class Inpainter(nn.Module):
     context is passed through unchanged, only the masked region is the network's.
     """
 
+    # Names of loss terms the model computes itself (``model_terms``), so that
+    # ``loss.weights`` may weight them like the registered losses.
+    model_losses: tuple[str, ...] = ()
+
     def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return masked * (1 - mask) + self.predict(masked, mask) * mask
+
+    # ---- optional training hooks; the defaults make an ordinary one-network inpainter.
+    # The trainer calls them for every model, so it needs no per-model branches.
+
+    def training_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rewrite a training batch (``masked``, ``target``, ``mask``) before the step, e.g.
+        to train on a mask of the model's own choosing. Validation never calls it."""
+        return batch
+
+    def warm_start(self, cfg) -> None:
+        """Load initial weights named in the params (fresh runs only, not on resume);
+        a missing or unfit file is a UserError naming the key."""
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimiser. ``"model"`` is trained on the configured loss; every
+        other group on its own loss from :meth:`aux_losses`, with its own optimiser."""
+        return {"model": list(self.parameters())}
+
+    def model_terms(self, masked, mask, pred) -> dict[str, torch.Tensor]:
+        """Extra terms of the ``"model"`` group's loss (names in ``model_losses``)."""
+        return {}
+
+    def aux_losses(self, masked, target, mask, pred) -> dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """``{group: (loss, terms to log)}`` for every group but ``"model"``; ``pred`` is detached."""
+        return {}
 
 
 def _ensure_registered() -> None:

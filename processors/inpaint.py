@@ -53,17 +53,21 @@ def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
     return GapWindow(start, length, frames)
 
 
-def window_mels(mono: np.ndarray, sr: int, win: GapWindow, cfg, mel_fn) -> torch.Tensor:
-    """Normalised log-Mel (n_mels, crop_frames) of the window, at the model's rate."""
+def window_wave(mono: np.ndarray, sr: int, win: GapWindow, cfg) -> torch.Tensor:
+    """The window's waveform ((crop_frames - 1) * hop,) at the model's rate, zero beyond the file."""
     a, crop = cfg.audio, cfg.data.crop_frames
     segment = np.zeros(win.length, dtype=np.float32)
     lo, hi = max(0, win.start), min(len(mono), win.start + win.length)
     segment[lo - win.start:hi - win.start] = mono[lo:hi]
     wave = resample(segment, sr, a.sample_rate)
     n = (crop - 1) * a.hop_length
-    wave = np.pad(wave, (0, max(0, n - len(wave))))[:n]
+    return torch.from_numpy(np.ascontiguousarray(np.pad(wave, (0, max(0, n - len(wave))))[:n]))
+
+
+def window_mels(mono: np.ndarray, sr: int, win: GapWindow, cfg, mel_fn) -> torch.Tensor:
+    """Normalised log-Mel (n_mels, crop_frames) of the window, at the model's rate."""
     with torch.no_grad():
-        return mel_fn(torch.from_numpy(wave))
+        return mel_fn(window_wave(mono, sr, win, cfg))
 
 
 @torch.no_grad()
@@ -71,9 +75,11 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
                   mel_fn, vocoder) -> tuple[np.ndarray, list[dict]]:
     """Fill every gap of ``samples`` (N,) or (N, C) at rate ``sr``.
 
-    Returns the filled copy (same shape and dtype; samples outside the gaps are
-    bit-identical) and, per gap, the window's masked, predicted Mel and mask
-    (each (n_mels, crop_frames)) for figures and metrics.
+    ``vocoder(pred_mel, context, known) -> wave`` (processors.vocoders) gets the window's
+    waveform at the model's rate and its frames untouched by any gap. Returns the filled
+    copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
+    the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
+    and metrics.
     """
     if not gaps:
         raise UserError("no gap to fill")
@@ -82,7 +88,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     windows = [locate(g, len(mono), sr, cfg) for g in gaps]
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
-        mel = window_mels(mono, sr, win, cfg, mel_fn)
+        context = window_wave(mono, sr, win, cfg)
+        mel = mel_fn(context)
         mask = torch.zeros_like(mel)
         for (s2, e2), w2 in zip(gaps, windows):       # every gap inside this window is unknown
             lo = int((s2 - win.start) * a.sample_rate / sr)
@@ -92,7 +99,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
                 mask[:, f0:f1] = 1.0
         masked = mel * (1 - mask) + fill * mask
         pred = model(masked[None, None], mask[None, None])[0, 0].float()
-        wave = vocoder(pred).numpy()
+        # frames whose analysis window touches no gap keep their true STFT (context vocoders)
+        wave = vocoder(pred, context, mask[0] == 0).numpy()
         wave = resample(wave, a.sample_rate, sr)
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]

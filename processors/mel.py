@@ -1,4 +1,4 @@
-"""Log-Mel features and their inverse, all from torchaudio with explicit parameters.
+"""Log-Mel features, Mel -> linear magnitude inversion, and plain Griffin-Lim.
 
 Normalised log-Mel: ``(20 log10(max(mel, 10^(min_db/20))) - min_db) / (max_db - min_db)``,
 so 0 is the floor (silence) and about 1 the loudest frames. Mel magnitudes are
@@ -6,7 +6,11 @@ amplitude (power 1), the convention Griffin-Lim is given below.
 """
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import torch
+import torchaudio.functional as AF
 import torchaudio.transforms as T
 from torch import nn
 
@@ -44,20 +48,94 @@ def normalised_to_amplitude(norm: torch.Tensor, min_db: float, max_db: float) ->
     return 10.0 ** (db / 20.0)
 
 
-class MelToWave(nn.Module):
-    """normalised log-Mel (..., n_mels, frames) -> waveform (..., (frames - 1) * hop).
+# --------------------------------------------------------------------------- Mel -> linear magnitude
 
-    Mel -> linear magnitude by least squares (torchaudio ``InverseMelScale``), then
-    ``GriffinLim`` with momentum (fast Griffin-Lim) from a seeded random phase.
+# NNLS steps: on an LJSpeech clip 50 come within 0.13 dB (magnitude LSD) of 1000 steps, 100 within 0.02 dB
+NNLS_ITERS = 100
+MEL_INVERSES: dict[str, Callable] = {}   # name -> fn(inverse: MelInverse, mel amplitude) -> linear magnitude
+
+
+def mel_inverse(name: str):
+    def wrap(fn):
+        MEL_INVERSES[name] = fn
+        return fn
+    return wrap
+
+
+@mel_inverse("lstsq")
+def _lstsq(inv: "MelInverse", mel: torch.Tensor) -> torch.Tensor:
+    """torchaudio ``InverseMelScale``: per-call least squares (minimum-norm, gelsd)."""
+    return inv.lstsq(mel)
+
+
+@mel_inverse("pinv")
+def _pinv(inv: "MelInverse", mel: torch.Tensor) -> torch.Tensor:
+    """The filterbank's pseudo-inverse, computed once: the same minimum-norm solution as
+    ``lstsq`` for a full-rank filterbank, as one matrix product."""
+    return inv.pinv @ mel
+
+
+@mel_inverse("nnls")
+def _nnls(inv: "MelInverse", mel: torch.Tensor) -> torch.Tensor:
+    """Non-negative least squares by accelerated projected gradient (FISTA), started, as
+    librosa's ``mel_to_stft`` solver is, from the clipped pseudo-inverse.
+
+    Why not librosa's solver itself: on amplitude Mels its L-BFGS-B stops at that start
+    point (its objective is divided by the problem's size and its gradient tolerance is
+    absolute), so it equals 'pinv'; run to convergence it takes seconds per gap.
+    """
+    basis = inv.fb.T                                       # (n_mels, n_stft)
+    x = (inv.pinv @ mel).clamp(min=0.0)
+    y, t = x, 1.0
+    for _ in range(NNLS_ITERS):
+        x_next = (y - basis.T @ (basis @ y - mel) * inv.nnls_step).clamp(min=0.0)
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = x_next + (t - 1) / t_next * (x_next - x)
+        x, t = x_next, t_next
+    return x
+
+
+class MelInverse(nn.Module):
+    """Mel amplitude (..., n_mels, T) -> linear magnitude (..., n_fft/2+1, T), >= 0.
+
+    ``method`` is one of :data:`MEL_INVERSES`: 'lstsq', 'pinv' or 'nnls'.
     """
 
-    def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99):
+    def __init__(self, audio, method: str = "lstsq"):
+        super().__init__()
+        if method not in MEL_INVERSES:
+            raise ValueError(f"unknown Mel inverse {method!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+        self.method = method
+        n_stft = audio.n_fft // 2 + 1
+        fb = AF.melscale_fbanks(n_stft, audio.f_min, audio.f_max, audio.n_mels, audio.sample_rate,
+                                _norm(audio), audio.mel_scale)            # (n_stft, n_mels)
+        self.register_buffer("fb", fb)
+        self.register_buffer("pinv", torch.linalg.pinv(fb.T.double()).float())   # (n_stft, n_mels)
+        # 1 / Lipschitz constant of the least-squares gradient: the largest safe NNLS step
+        self.register_buffer("nnls_step", 1.0 / torch.linalg.matrix_norm(fb.double(), 2).float() ** 2)
+        self.lstsq = T.InverseMelScale(
+            n_stft=n_stft, n_mels=audio.n_mels, sample_rate=audio.sample_rate, f_min=audio.f_min,
+            f_max=audio.f_max, norm=_norm(audio), mel_scale=audio.mel_scale, driver="gelsd")
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return MEL_INVERSES[self.method](self, mel).clamp(min=0.0)
+
+
+# --------------------------------------------------------------------------- plain Griffin-Lim
+
+class MelToWave(nn.Module):
+    """The 'griffinlim' vocoder: normalised log-Mel (n_mels, T) -> waveform ((T - 1) * hop,).
+
+    Mel -> linear magnitude (:class:`MelInverse`), then torchaudio ``GriffinLim`` with
+    momentum (fast Griffin-Lim) from a seeded random phase over the whole input. The
+    vocoder interface also passes the window's waveform and its known frames; plain
+    Griffin-Lim ignores them (``context_griffinlim`` in processors.vocoders uses them).
+    """
+
+    def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq"):
         super().__init__()
         self.audio = audio
-        self.inverse_mel = T.InverseMelScale(
-            n_stft=audio.n_fft // 2 + 1, n_mels=audio.n_mels, sample_rate=audio.sample_rate,
-            f_min=audio.f_min, f_max=audio.f_max, norm=_norm(audio), mel_scale=audio.mel_scale,
-            driver="gelsd")
+        self.inverse_mel = MelInverse(audio, mel_inverse)
         self.griffin_lim = T.GriffinLim(
             n_fft=audio.n_fft, n_iter=n_iter, win_length=audio.win_length,
             hop_length=audio.hop_length, window_fn=torch.hann_window, power=1.0,
@@ -65,10 +143,10 @@ class MelToWave(nn.Module):
 
     def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
         """(..., n_mels, frames) -> linear magnitude (..., n_fft/2+1, frames), >= 0."""
-        mel = normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db)
-        return self.inverse_mel(mel).clamp(min=0.0)
+        return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
 
-    def forward(self, norm_mel: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
+                known: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         # GriffinLim draws its initial phase from the global RNG: fork it so
         # vocoding is repeatable and does not disturb training's random stream.
         with torch.random.fork_rng(devices=[]):

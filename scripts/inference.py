@@ -24,7 +24,8 @@ def main(args) -> int:
     from processors.audio_io import read_audio, write_audio
     from processors.gaps import find_silent_gaps, parse_gaps
     from processors.inpaint import inpaint_audio
-    from processors.mel import MelSpectrogram, MelToWave
+    from processors.mel import MelSpectrogram
+    from processors.vocoders import build_vocoder
     from training.checkpoint import load_inpainter
 
     samples, sr = read_audio(src)
@@ -49,7 +50,7 @@ def main(args) -> int:
                             "give --gaps start:end in seconds")
     torch.manual_seed(cfg.seed)
     mel_fn = MelSpectrogram(cfg.audio)
-    vocoder = MelToWave(cfg.audio, cfg.vocoder.n_iter, cfg.vocoder.momentum)
+    vocoder = build_vocoder(cfg)
     try:
         filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
     except UserError as exc:

@@ -69,8 +69,17 @@ class ModelConfig:
 
 
 @dataclass
+class PerceptualConfig:
+    """The perceptual loss (``loss.weights.perceptual``): a frozen MAE encoder's features."""
+    checkpoint: str = ""           # an MAE run's checkpoint (same audio settings and crop_frames)
+    layers: list = field(default_factory=lambda: [2, 4])   # encoder blocks, 1 = after the first
+    distance: str = "l1"           # 'l1' or 'mse' between the features
+
+
+@dataclass
 class LossConfig:
     weights: dict = field(default_factory=lambda: {"mse": 1.0, "boundary": 0.1})
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
 
 
 @dataclass
@@ -94,9 +103,11 @@ class TrainConfig:
 
 @dataclass
 class VocoderConfig:
-    method: str = "griffinlim"
-    n_iter: int = 32
-    momentum: float = 0.99
+    """Mel -> waveform for each gap's window (processors.vocoders)."""
+    method: str = "context_griffinlim"   # see processors.vocoders.VOCODERS
+    mel_inverse: str = "pinv"      # Mel -> linear magnitude: 'lstsq', 'pinv' or 'nnls' (processors.mel)
+    n_iter: int = 32               # Griffin-Lim iterations
+    momentum: float = 0.99         # fast Griffin-Lim; 0 = plain Griffin-Lim
 
 
 @dataclass
@@ -159,7 +170,10 @@ def from_dict(cls, data: Any, where: str = "config"):
     if unknown:
         raise UserError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(names))})")
     kwargs = {k: _coerce(v, hints[k], _key(where, k)) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:      # a dataclass's own check (__post_init__): 'key: what is wrong'
+        raise UserError(_key(where, str(exc))) from None
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -225,9 +239,11 @@ def _check(ok: bool, where: str, message: str) -> None:
 
 def validate(cfg: Config, where: str = "config") -> None:
     """Reject impossible values with a message naming the key."""
-    from models.registry import validate_model_config   # late: models import torch
+    from models.registry import MODELS, validate_model_config   # late: models import torch
     from datasets.sources import SOURCES
-    from training.losses import LOSSES
+    from processors.mel import MEL_INVERSES
+    from processors.vocoders import VOCODERS
+    from training.losses import LOSS_BUILDERS, LOSSES
 
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
     _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
@@ -271,14 +287,27 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
     _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
 
-    _check(cfg.vocoder.method in ("griffinlim",), f"{where}: vocoder.method",
-           f"unknown vocoder {cfg.vocoder.method!r} (known: griffinlim)")
-    _check(cfg.vocoder.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
+    v = cfg.vocoder
+    _check(v.method in VOCODERS, f"{where}: vocoder.method",
+           f"unknown vocoder {v.method!r} (known: {', '.join(sorted(VOCODERS))})")
+    _check(v.mel_inverse in MEL_INVERSES, f"{where}: vocoder.mel_inverse",
+           f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+    _check(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
+    _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
 
+    cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
+    known = set(LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
     for name, w in cfg.loss.weights.items():
-        _check(name in LOSSES, f"{where}: loss.weights.{name}", f"unknown loss (known: {', '.join(sorted(LOSSES))})")
+        _check(name in known, f"{where}: loss.weights.{name}",
+               f"unknown loss for model {cfg.model.name!r} (known: {', '.join(sorted(known))})")
         _check(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
     _check(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
-    cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    p = cfg.loss.perceptual
+    _check(cfg.loss.weights.get("perceptual", 0) == 0 or p.checkpoint != "", f"{where}: loss.weights.perceptual",
+           "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
+    _check(p.distance in ("l1", "mse"), f"{where}: loss.perceptual.distance", f"must be 'l1' or 'mse', got {p.distance!r}")
+    _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
+           f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")

@@ -12,10 +12,13 @@ from datasets.mel_dataset import build_splits
 from datasets.synthetic import make_corpus
 from processors.audio_io import load_mono, write_audio
 from processors.inpaint import inpaint_audio
-from processors.mel import MelSpectrogram, MelToWave
+from processors.mel import MelSpectrogram
+from processors.vocoders import build_vocoder
 from training.checkpoint import load_checkpoint, load_inpainter
 from training.config import Config
+from training.evaluation import EXAMPLE_CONTEXT_S, Example, build_systems, prepare_reference, score
 from training.figures import mel_figure, save_figure
+from training.report import build_report, save_examples
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,24 @@ def pick_gap(wave: np.ndarray, sr: int, gap_ms: float) -> tuple[int, int]:
     return start, start + n
 
 
+def listening_report(out: Path, clip: Path, original: np.ndarray, gapped: np.ndarray, gap: tuple[int, int],
+                     gap_ms: float, filled: np.ndarray, cfg: Config) -> Path:
+    """``out/report.html``: the clip's original, gapped input and U-Net fill, with linear
+    interpolation and the oracle beside it for scale, each scored on the gap as in evaluation."""
+    sr, (s, e) = cfg.audio.sample_rate, gap
+    mel_fn = MelSpectrogram(cfg.audio)
+    ref = prepare_reference(original, cfg, mel_fn)
+    fills = {"U-Net": filled, **{b.name: b.fill(gapped, gap, original)
+                                 for b in build_systems([], cfg, ["linear", "oracle"])}}
+    context = round(EXAMPLE_CONTEXT_S * sr)
+    crop = slice(max(0, s - context), e + context)
+    example = Example(clip.name, gap_ms, (s - crop.start, e - crop.start), crop.start,
+                      {"original": original[crop], "gapped": gapped[crop], **{k: w[crop] for k, w in fills.items()}},
+                      {k: score(ref, w, gap, cfg, mel_fn) for k, w in fills.items()})
+    save_examples([example], cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
+    return build_report(out, "Listening report: make demo")
+
+
 def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     log.info("corpus: %s", prepare_corpus(cfg, out))
@@ -57,7 +78,7 @@ def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     gapped = original.copy()
     gapped[s:e] = 0.0
     mel_fn = MelSpectrogram(mcfg.audio)
-    vocoder = MelToWave(mcfg.audio, mcfg.vocoder.n_iter, mcfg.vocoder.momentum)
+    vocoder = build_vocoder(mcfg)
     filled, details = inpaint_audio(gapped, sr, [(s, e)], model, mcfg, mel_fn, vocoder)
     write_audio(out / "original.wav", original, sr, subtype="PCM_16")
     write_audio(out / "gapped.wav", gapped, sr, subtype="PCM_16")
@@ -69,5 +90,7 @@ def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     fig = mel_figure([("original", mels[0]), (f"gapped ({gap_ms:.0f} ms)", mels[1]), ("filled by the U-Net", mels[2])],
                      hop_s, [(s / sr, e / sr)])
     save_figure(fig, out / "comparison.png")
+    report = listening_report(out, clip, original, gapped, (s, e), gap_ms, filled, mcfg)
     outside_same = bool(np.array_equal(np.delete(filled, np.s_[s:e]), np.delete(gapped, np.s_[s:e])))
-    return {**summary, "clip": str(clip), "gap": f"{s / sr:.3f}-{e / sr:.3f} s", "outside_gap_identical": outside_same}
+    return {**summary, "clip": str(clip), "gap": f"{s / sr:.3f}-{e / sr:.3f} s", "outside_gap_identical": outside_same,
+            "listening_report": str(report)}

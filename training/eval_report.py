@@ -1,4 +1,4 @@
-"""What an evaluation writes: metrics.csv, summary.md and plots."""
+"""What an evaluation writes: metrics.csv, summary.md, plots and the listening report's excerpts."""
 from __future__ import annotations
 
 import csv
@@ -121,7 +121,10 @@ def plot_examples(examples: list, cfg, folder: Path) -> list[Path]:
 
 def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
                  cfg, header: list[str]) -> dict[str, Path]:
-    """metrics.csv, summary.md, plots/metrics_vs_gap.png and plots/example_*.png under ``out``."""
+    """metrics.csv, summary.md, plots/metrics_vs_gap.png, plots/example_*.png and the examples'
+    excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
+    from training.evaluation import EXAMPLE_CONTEXT_S
+    from training.report import save_examples
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(rows)
     paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}
@@ -129,4 +132,5 @@ def write_report(out: Path, rows: list[dict], examples: list, systems: list[str]
     write_text_atomic(paths["summary"], summary_markdown(summary, systems, gap_ms, header))
     plot_metrics(summary, systems, gap_ms, paths["plot"])
     plot_examples(examples, cfg, out / "plots")
+    paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
     return paths

@@ -8,6 +8,7 @@ every metric compares the filled waveform with the original (see processors.metr
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import zlib
@@ -25,9 +26,10 @@ from processors.errors import UserError
 from processors.gaps import splice
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.lpc import lpc_fill
-from processors.mel import MelSpectrogram, MelToWave
+from processors.mel import MelSpectrogram
 from processors.metrics import (EVAL_RATE, centre_frames, log_spectral_distance, mel_mse, mel_snr_db,
                                 pesq_wb, stoi_scores)
+from processors.vocoders import VOCODERS, build_vocoder
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ BASELINES: dict[str, Callable] = {}   # name -> builder(cfg, mel_fn, vocoder) ->
 # context gave the lowest LSD; orders of 16-64 were 2-4 dB worse.
 LPC_CONTEXT_MS = 100.0
 LPC_ORDER_MS = 40.0
+# Kept examples hold this much audio each side of the gap: enough to hear the gap in context
+# in the listening report (training.report), little enough to keep the page small.
+EXAMPLE_CONTEXT_S = 1.5
 
 
 @dataclass
@@ -59,12 +64,14 @@ class Reference:
 
 @dataclass
 class Example:
-    """A few examples keep their waveforms (cropped around the gap) for figures."""
+    """A few examples keep their waveforms (EXAMPLE_CONTEXT_S around the gap) and scores,
+    for figures and the listening report."""
     file: str
     gap_ms: float
     gap: tuple[int, int]       # samples, relative to ``offset``
     offset: int                # where the crop starts in the clip
     waves: dict = field(default_factory=dict)   # 'original', 'gapped', system name -> (L,)
+    scores: dict = field(default_factory=dict)  # system name -> its row of metrics for this gap
 
 
 def baseline(name: str):
@@ -118,11 +125,24 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
     return fill
 
 
-def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str]) -> list[System]:
+# Baselines that go through the vocoder: with several vocoders, one row per vocoder each.
+VOCODED_BASELINES = ("linear", "oracle")
+
+
+def with_vocoder(cfg, method: str):
+    """A copy of ``cfg`` whose vocoder.method is ``method``."""
+    return dataclasses.replace(cfg, vocoder=dataclasses.replace(cfg.vocoder, method=method))
+
+
+def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str],
+                  vocoders: list[str] | None = None) -> list[System]:
     """Systems for ``(name, model, its config)`` checkpoints plus the named baselines (built for ``cfg``).
 
     Every config must share ``cfg``'s audio, vocoder and splice settings: one table
-    compares fillers, not vocoders. UserError otherwise, or for an unknown baseline.
+    compares fillers, not vocoders. ``vocoders`` overrides vocoder.method; with several
+    methods every Mel system (checkpoints, linear, oracle) gets one row per method,
+    named ``system@method``, so vocoder and inpainter quality read separately.
+    UserError for differing settings, an unknown baseline or vocoder.
     """
     for name, _, c in models:
         for section in ("audio", "vocoder", "inference"):
@@ -134,10 +154,22 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise UserError(f"unknown baseline {unknown[0]!r} (known: {', '.join(sorted(BASELINES))})")
+    methods = list(dict.fromkeys(vocoders or [cfg.vocoder.method]))
+    unknown = [m for m in methods if m not in VOCODERS]
+    if unknown:
+        raise UserError(f"--vocoder {unknown[0]!r}: unknown vocoder method (known: {', '.join(sorted(VOCODERS))})")
     mel_fn = MelSpectrogram(cfg.audio)
-    vocoder = MelToWave(cfg.audio, cfg.vocoder.n_iter, cfg.vocoder.momentum)
-    systems = [System(name, c, mel_system(model, c, mel_fn, vocoder)) for name, model, c in models]
-    return systems + [System(b, cfg, BASELINES[b](cfg, mel_fn, vocoder)) for b in baselines]
+    systems = []
+    for method in methods:
+        tag = f"@{method}" if len(methods) > 1 else ""
+        mcfg = with_vocoder(cfg, method)
+        vocoder = build_vocoder(mcfg)
+        for name, model, c in models:
+            c = with_vocoder(c, method)
+            systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder)))
+        systems += [System(b + (tag if b in VOCODED_BASELINES else ""), mcfg, BASELINES[b](mcfg, mel_fn, vocoder))
+                    for b in baselines if b in VOCODED_BASELINES or method == methods[0]]
+    return systems
 
 
 # --------------------------------------------------------------------------- gaps
@@ -241,7 +273,7 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
             for ms in gap_ms:
                 for i, gap in enumerate(sample_gaps(len(clean), round(ms * sr / 1000), window, gaps_per_file,
                                                     seed, path.name)):
-                    rows += _run_example(path, ms, i, gap, ref, systems, cfg, mel_fn, examples, n_examples, window)
+                    rows += _run_example(path, ms, i, gap, ref, systems, cfg, mel_fn, examples, n_examples)
                     bar.update(1)
     if skipped:
         first = next(iter(skipped.items()))
@@ -252,14 +284,15 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     return rows, examples
 
 
-def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_examples, window) -> list[dict]:
+def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_examples) -> list[dict]:
     sr, (s, e) = cfg.audio.sample_rate, gap
     gapped = ref.wave.copy()
     gapped[s:e] = 0.0
     keep = sum(x.gap_ms == ms for x in examples) < n_examples
     if keep:
-        lo = max(0, (s + e) // 2 - window // 2)
-        crop = slice(lo, lo + window)
+        context = round(EXAMPLE_CONTEXT_S * sr)
+        lo = max(0, s - context)
+        crop = slice(lo, e + context)
         example = Example(path.stem, ms, (s - lo, e - lo), lo, {"original": ref.wave[crop], "gapped": gapped[crop]})
         examples.append(example)
     base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": s / sr, "end_s": e / sr}
@@ -268,7 +301,7 @@ def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_ex
         filled = system.fill(gapped, gap, ref.wave)
         rows.append({**base, "system": system.name, **score(ref, filled, gap, cfg, mel_fn)})
         if keep:
-            example.waves[system.name] = filled[crop]
+            example.waves[system.name], example.scores[system.name] = filled[crop], rows[-1]
     return rows
 
 

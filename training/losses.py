@@ -2,21 +2,36 @@
 tensors with mask 1 = missing; only the masked region (and its seams) counts.
 
 Weights are data (``loss.weights`` in the config): the total is
-``sum(w * LOSSES[name](...) for name, w in weights.items())``.
+``sum(w * fns[name](...) for name, w in weights.items())``. ``LOSSES`` holds the pure
+functions; ``LOSS_BUILDERS`` the losses that need something built once from the config
+(the perceptual loss's frozen feature network): :func:`build_losses` makes both kinds.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from processors.errors import UserError
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
+LOSS_BUILDERS: dict[str, Callable[..., Callable[..., torch.Tensor]]] = {}   # name -> builder(cfg, device)
 
 
 def loss(name: str):
     def wrap(fn):
         LOSSES[name] = fn
         return fn
+    return wrap
+
+
+def loss_builder(name: str):
+    def wrap(builder):
+        LOSS_BUILDERS[name] = builder
+        return builder
     return wrap
 
 
@@ -51,7 +66,77 @@ def boundary_smoothness(pred, target, mask):
     return _masked_mean((d_pred - d_true) ** 2, seam)
 
 
-def total_loss(pred, target, mask, weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Weighted sum of the configured terms, and each term (unweighted) for logging."""
-    terms = {name: LOSSES[name](pred, target, mask) for name, w in weights.items() if w > 0}
-    return sum(weights[name] * value for name, value in terms.items()), terms
+class PerceptualLoss(nn.Module):
+    """Distance between a frozen MAE encoder's activations on prediction and target.
+
+    ``fn(pred, target, mask)`` like the other losses: the prediction is first composed
+    with the known context (context from ``target``), so only the fill counts, and the
+    encoder sees every patch. The mean of the per-layer L1 (or MSE) distances.
+    """
+
+    def __init__(self, net: nn.Module, layers: list[int], distance: str):
+        super().__init__()
+        self.net, self.layers = net, list(layers)
+        self.distance = F.l1_loss if distance == "l1" else F.mse_loss
+
+    def forward(self, pred, target, mask):
+        composed = target * (1 - mask) + pred * mask
+        with torch.no_grad():
+            reference = self.net.features(target, self.layers)
+        features = self.net.features(composed, self.layers)
+        return sum(self.distance(f, r) for f, r in zip(features, reference)) / len(features)
+
+
+@loss_builder("perceptual")
+def build_perceptual(cfg, device) -> PerceptualLoss:
+    """The MAE of ``loss.perceptual.checkpoint``, frozen (no gradients, eval mode).
+
+    Checked now, at start-up: a missing file, another model, other Mel settings or
+    layers the encoder lacks are one-line UserErrors naming the key.
+    """
+    from training.checkpoint import config_changes, load_inpainter
+    p, key = cfg.loss.perceptual, "loss.perceptual.checkpoint"
+    if not p.checkpoint:
+        raise UserError(f"{key}: the perceptual loss needs an MAE checkpoint "
+                        f"(e.g. checkpoints/mae_pretrain_ljspeech/best.pt)")
+    try:
+        net, net_cfg = load_inpainter(p.checkpoint)
+    except UserError as exc:
+        raise UserError(f"{key}: {exc}") from None
+    if not hasattr(net, "features"):
+        raise UserError(f"{key}: {p.checkpoint} holds a {net_cfg.model.name!r} model; the perceptual loss needs an MAE")
+    changes = config_changes(dataclasses.asdict(net_cfg.audio), dataclasses.asdict(cfg.audio), "audio.")
+    if net_cfg.data.crop_frames != cfg.data.crop_frames:
+        changes.append(f"data.crop_frames: {net_cfg.data.crop_frames} -> {cfg.data.crop_frames}")
+    if changes:
+        raise UserError(f"{key}: {p.checkpoint} was trained on other Mel settings ({changes[0]})")
+    bad = [layer for layer in p.layers if not 1 <= layer <= len(net.encoder)]
+    if bad:
+        raise UserError(f"loss.perceptual.layers: {bad[0]} is not a block of that MAE (1..{len(net.encoder)})")
+    return PerceptualLoss(net.requires_grad_(False).eval().to(device), p.layers, p.distance)
+
+
+def build_losses(cfg, device="cpu") -> dict[str, Callable[..., torch.Tensor]]:
+    """``{name: fn(pred, target, mask)}`` for every weighted term the config names
+    (terms a model computes itself are left out) and ``mse``, which picks ``best.pt``."""
+    names = [n for n, w in cfg.loss.weights.items() if w > 0] + ["mse"]
+    fns = {}
+    for name in dict.fromkeys(names):
+        if name in LOSSES:
+            fns[name] = LOSSES[name]
+        elif name in LOSS_BUILDERS:
+            fns[name] = LOSS_BUILDERS[name](cfg, device)
+    return fns
+
+
+def total_loss(pred, target, mask, weights: dict[str, float], fns: dict | None = None,
+               extra: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted sum of the configured terms, and each term (unweighted) for logging.
+
+    ``fns`` defaults to the pure ``LOSSES``; ``extra`` are terms computed elsewhere
+    (a model's own, e.g. a GAN's adversarial term), weighted by the same ``weights``.
+    """
+    fns = LOSSES if fns is None else fns
+    terms = {name: fns[name](pred, target, mask) for name, w in weights.items() if w > 0 and name in fns}
+    terms.update(extra or {})
+    return sum(weights.get(name, 0.0) * value for name, value in terms.items()), terms

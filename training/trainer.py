@@ -4,6 +4,12 @@ Step-based: logs every ``log_every`` steps, validates every ``val_every``, and
 writes ``last.pt`` every ``ckpt_every`` (and ``best.pt`` on a new best validation
 masked-MSE). SIGINT/SIGTERM save ``last.pt`` and stop cleanly. Training items are
 a pure function of (seed, item index), so a resumed run sees the same batches.
+
+No per-model branches: the inpainter's optional hooks (``models.registry.Inpainter``)
+say what differs. ``training_batch`` may rewrite a batch (an MAE's random patch mask),
+``warm_start`` loads initial weights, ``param_groups`` gives each group its own AdamW
+and schedule (a GAN's generator and discriminator), ``model_terms`` adds weighted terms
+to the main loss and ``aux_losses`` gives the other groups theirs.
 """
 from __future__ import annotations
 
@@ -22,13 +28,13 @@ from datasets.mel_dataset import MaskedMelCrops, OffsetSampler, build_splits, co
 from models import build_model
 from models.classical import linear_interpolation
 from processors.errors import UserError
-from processors.mel import MelToWave
+from processors.vocoders import build_vocoder
 from processors.atomic import write_text_atomic
 from training.checkpoint import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                  weights_mismatch)
 from training.config import Config, save_config
 from training.figures import mel_figure
-from training.losses import LOSSES, total_loss
+from training.losses import LOSSES, build_losses, total_loss
 
 log = logging.getLogger(__name__)
 VAL_SEED_SALT = 1_000_003   # validation crops come from their own stream
@@ -70,13 +76,21 @@ class Trainer:
 
         self.model = build_model(cfg).to(self.device)
         t = cfg.train
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.betas),
-                                           weight_decay=t.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        # one AdamW and schedule per parameter group: "model" (the inpainter, a GAN's generator)
+        # and any group the model trains on a loss of its own (a GAN's discriminator)
+        self.optimizers, self.schedulers = {}, {}
+        for group, params in self.model.param_groups().items():
+            self.optimizers[group] = torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas),
+                                                       weight_decay=t.weight_decay)
+            self.schedulers[group] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[group], lr_lambda(cfg))
+        self.optimizer, self.scheduler = self.optimizers["model"], self.schedulers["model"]
+        self.losses = build_losses(cfg, self.device)     # the perceptual loss loads its feature net here
         self.step, self.best = 0, float("inf")
         # a checkpoint that does not fit and an unusable output folder fail now, not after the Mels
         if resume is not None:
             self._restore(resume)
+        else:
+            self.model.warm_start(cfg)                   # e.g. fine-tuning from a pre-trained MAE
         for folder, key in ((self.ckpt_dir, "train.checkpoints_dir"), (self.run_dir, "train.runs_dir")):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -99,6 +113,8 @@ class Trainer:
     def state(self) -> dict:
         return {"config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "aux_optimizers": {g: {"optimizer": o.state_dict(), "scheduler": self.schedulers[g].state_dict()}
+                                   for g, o in self.optimizers.items() if g != "model"},
                 "step": self.step, "best": self.best, "rng": rng_state()}
 
     def _restore(self, state: dict) -> None:
@@ -110,6 +126,10 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+            for group in (g for g in self.optimizers if g != "model"):
+                aux = state.get("aux_optimizers", {})[group]
+                self.optimizers[group].load_state_dict(aux["optimizer"])
+                self.schedulers[group].load_state_dict(aux["scheduler"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointMismatch(f"checkpoint does not match the model of this config: "
                                      f"{str(exc).splitlines()[0]}") from exc
@@ -180,19 +200,35 @@ class Trainer:
         return {"step": self.step, "best_val_mse": self.best, "seconds": time.time() - start, **last_val}
 
     def _train_step(self, batch) -> tuple[float, dict]:
-        masked, target, mask = (batch[k].to(self.device, non_blocking=True) for k in ("masked", "target", "mask"))
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = self.model.training_batch(batch)          # e.g. an MAE's own random patch mask
+        masked, target, mask = batch["masked"], batch["target"], batch["mask"]
         pred = self.model(masked, mask)
-        loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights)
+        loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
+                                 self.model.model_terms(masked, mask, pred))
+        self._update("model", loss)
+        # other groups (a GAN's discriminator) after the inpainter, on the same prediction, detached
+        for group, (aux_loss, aux_terms) in self.model.aux_losses(masked, target, mask, pred.detach()).items():
+            self._update(group, aux_loss)
+            terms.update(aux_terms)
+        return loss.item(), {k: v.item() for k, v in terms.items()}
+
+    def _update(self, group: str, loss: torch.Tensor) -> None:
+        """One optimiser step of ``group`` on ``loss``; its gradients are zeroed first, which
+        also drops what another group's loss left in them (a generator's loss reaches the
+        discriminator's weights)."""
         if not torch.isfinite(loss):
-            raise UserError(f"loss became {loss.item()} at step {self.step + 1}; try a lower train.lr "
+            which = "loss" if group == "model" else f"{group} loss"
+            raise UserError(f"{which} became {loss.item()} at step {self.step + 1}; try a lower train.lr "
                             f"(now {self.cfg.train.lr}) or train.grad_clip")
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer = self.optimizers[group]
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.item(), {k: v.item() for k, v in terms.items()}
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        optimizer.step()
+        self.schedulers[group].step()
 
     # ------------------------------------------------------------------ validation
 
@@ -207,9 +243,8 @@ class Trainer:
             masked, target, mask = (batch[k].to(self.device) for k in ("masked", "target", "mask"))
             pred = self.model(masked, mask)
             n = masked.shape[0]
-            for name, fn in LOSSES.items():
-                if name in self.cfg.loss.weights or name == "mse":
-                    sums[name] = sums.get(name, 0.0) + fn(pred, target, mask).item() * n
+            for name, fn in self.losses.items():
+                sums[name] = sums.get(name, 0.0) + fn(pred, target, mask).item() * n
             sums["interp_mse"] = sums.get("interp_mse", 0.0) + LOSSES["mse"](
                 linear_interpolation(masked, mask), target, mask).item() * n
             count += n
@@ -231,7 +266,7 @@ class Trainer:
         fig = mel_figure([("masked input", masked.numpy()), ("prediction", pred.numpy()),
                           ("target", target.numpy())])
         writer.add_figure("val/mel", fig, self.step)
-        vocoder = MelToWave(a, self.cfg.vocoder.n_iter, self.cfg.vocoder.momentum)
+        vocoder = build_vocoder(self.cfg)     # crops have no waveform: every frame is vocoded from random phase
         for name, mel in (("prediction", pred), ("target", target)):
             wave = vocoder(mel.float()).clamp(-1, 1)
             writer.add_audio(f"val/audio_{name}", wave[None], self.step, sample_rate=a.sample_rate)

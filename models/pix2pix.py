@@ -1,0 +1,96 @@
+"""Pix2Pix: the U-Net inpainter as generator, trained against a PatchGAN discriminator.
+
+Inference uses the generator alone. In training the ``"model"`` optimiser trains the
+generator on the configured loss (``loss.weights``: L1/MSE on the gap ...) plus
+``adversarial`` (the generator's non-saturating GAN term); the ``"discriminator"``
+optimiser trains the discriminator on its own loss (:meth:`aux_losses`). Both
+networks are submodules, so the checkpoint's ``model`` holds both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.registry import Inpainter, register
+from models.unet import UNetInpainter, UNetParams
+
+
+@dataclass
+class Pix2PixParams:
+    base_channels: int = 32       # generator: the U-Net's params
+    depth: int = 4
+    residual_interp: bool = True
+    disc_channels: int = 32       # discriminator: width of its first layer
+    disc_layers: int = 3          # stride-2 convolutions: each halves the patch map
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: (masked, mask, mel), each (B, 1, M, T) -> real/fake logits (B, 1, M', T'),
+    one per overlapping patch, conditioned on the masked input."""
+
+    def __init__(self, channels: int, layers: int):
+        super().__init__()
+        blocks, c_in = [], 3
+        for i in range(layers):
+            c_out = channels * 2 ** i
+            groups = 8 if c_out % 8 == 0 and i > 0 else 1     # no normalisation on the first layer, as in Pix2Pix
+            blocks += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1),
+                       nn.GroupNorm(groups, c_out) if i > 0 else nn.Identity(), nn.LeakyReLU(0.2)]
+            c_in = c_out
+        blocks.append(nn.Conv2d(c_in, 1, 3, padding=1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, masked, mask, mel):
+        return self.net(torch.cat([masked, mask, mel], dim=1))
+
+
+def _gan_bce(logits: torch.Tensor, real: bool, weight: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of patch logits against all-real or all-fake, averaged with ``weight``."""
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def gap_weight(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Which patch logits count: those whose cell overlaps the gap (B, 1, M', T').
+
+    Outside the gap the prediction equals the target, so those patches carry no
+    signal; averaging over them would only dilute the adversarial term.
+    """
+    return F.adaptive_max_pool2d(mask, logits.shape[-2:])
+
+
+@register("pix2pix", Pix2PixParams)
+class Pix2PixInpainter(Inpainter):
+    """U-Net generator + PatchGAN discriminator; any (n_mels, T) works (as the U-Net)."""
+
+    model_losses = ("adversarial",)
+
+    def __init__(self, params: Pix2PixParams, n_mels: int, n_frames: int):
+        super().__init__()
+        unet = UNetParams(base_channels=params.base_channels, depth=params.depth,
+                          residual_interp=params.residual_interp)
+        self.generator = UNetInpainter(unet, n_mels, n_frames)
+        self.discriminator = PatchDiscriminator(params.disc_channels, params.disc_layers)
+
+    def predict(self, masked, mask):
+        return self.generator.predict(masked, mask)
+
+    def param_groups(self):
+        return {"model": list(self.generator.parameters()), "discriminator": list(self.discriminator.parameters())}
+
+    def model_terms(self, masked, mask, pred):
+        """The generator's adversarial term: make the discriminator call the fill real."""
+        logits = self.discriminator(masked, mask, pred)
+        return {"adversarial": _gan_bce(logits, True, gap_weight(mask, logits))}
+
+    def aux_losses(self, masked, target, mask, pred):
+        real = self.discriminator(masked, mask, target)
+        fake = self.discriminator(masked, mask, pred)
+        weight = gap_weight(mask, real)
+        d_real, d_fake = _gan_bce(real, True, weight), _gan_bce(fake, False, weight)
+        loss = 0.5 * (d_real + d_fake)
+        return {"discriminator": (loss, {"d": loss, "d_real": d_real, "d_fake": d_fake})}

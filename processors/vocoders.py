@@ -1,0 +1,214 @@
+"""Pluggable vocoders: the normalised log-Mel of a gap's window -> the window's waveform.
+
+Every vocoder is an ``nn.Module`` called as ``vocoder(mel, context, known, seed=0) -> wave``:
+
+- ``mel``: normalised log-Mel (n_mels, T), the inpainter's output for the window;
+- ``context``: the window's observed waveform (N,) at the model's rate, N = (T - 1) * hop,
+  with zeros in the gaps; None when there is none (train-time audio logging);
+- ``known``: bool (T,), True for frames whose analysis window touches no gap sample
+  (``processors.gaps.gap_frames``); None means no frame is known;
+- returns the waveform (N,) at the model's rate; inpainting keeps only the gap's samples.
+
+``vocoder.method`` in the config picks one of :data:`VOCODERS`; ``build_vocoder(cfg)``
+builds it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from processors.errors import UserError
+from processors.mel import MelInverse, MelToWave, normalised_to_amplitude
+
+VOCODERS: dict[str, Callable] = {}   # name -> builder(audio config, vocoder config) -> nn.Module
+PHASE_INITS = ("random", "copy", "advance")
+
+
+def vocoder(name: str):
+    """Register ``builder(audio, vocoder_cfg) -> nn.Module`` under ``name``."""
+    def wrap(fn):
+        VOCODERS[name] = fn
+        return fn
+    return wrap
+
+
+def build_vocoder(cfg) -> nn.Module:
+    """The vocoder ``cfg.vocoder.method`` names, built for ``cfg.audio``."""
+    method = cfg.vocoder.method
+    if method not in VOCODERS:
+        raise UserError(f"vocoder.method: unknown vocoder {method!r} (known: {', '.join(sorted(VOCODERS))})")
+    return VOCODERS[method](cfg.audio, cfg.vocoder)
+
+
+@vocoder("griffinlim")
+def _griffinlim(audio, v) -> nn.Module:
+    return MelToWave(audio, v.n_iter, v.momentum, v.mel_inverse)
+
+
+@vocoder("context_griffinlim")
+def _context_griffinlim(audio, v) -> nn.Module:
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse)
+
+
+# --------------------------------------------------------------------------- pure functions
+
+def stft(wave: torch.Tensor, audio, window: torch.Tensor) -> torch.Tensor:
+    """(N,) -> complex (n_fft/2+1, N // hop + 1): the Mel's own analysis (Hann, centred, reflect)."""
+    return torch.stft(wave, audio.n_fft, audio.hop_length, audio.win_length, window, center=True,
+                      pad_mode="reflect", return_complex=True)
+
+
+def istft(spec: torch.Tensor, audio, window: torch.Tensor) -> torch.Tensor:
+    """complex (n_fft/2+1, L) -> ((L - 1) * hop,), sample 0 at the centre of frame 0."""
+    return torch.istft(spec, audio.n_fft, audio.hop_length, audio.win_length, window, center=True)
+
+
+def unknown_span(known: torch.Tensor, n_fft: int, hop: int) -> tuple[int, int] | None:
+    """Frames [a, b) to iterate on: every unknown frame plus k = ceil(n_fft / hop) known ones
+    on each side (clamped), or None when every frame is known.
+
+    Why k: a sample is rebuilt from every frame within n_fft of it, so with k known frames
+    on each side the inverse STFT of the slice gives the unknown frames exactly the samples
+    a whole-window iteration would, and its outermost n_fft/2 samples are the true ones.
+    """
+    unknown = torch.nonzero(~known).flatten()
+    if len(unknown) == 0:
+        return None
+    k = math.ceil(n_fft / hop)
+    return max(0, int(unknown[0]) - k), min(len(known), int(unknown[-1]) + 1 + k)
+
+
+def initial_phase(truth: torch.Tensor, known: torch.Tensor, init: str, hop: int, n_fft: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unit phasors (F, L) to start from: the true phase on known frames; on unknown ones
+
+    - 'random': uniform in [0, 2 pi);
+    - 'copy': the nearest known frame's phase;
+    - 'advance': the nearest known frame's phase, advanced by each bin's centre
+      frequency over the frames between (2 pi k hop / n_fft per frame), which is
+      exact for a steady partial at a bin centre.
+    Without any known frame every init is 'random'. truth: complex (F, L); known: bool (L,).
+    """
+    F, L = truth.shape
+    phase = torch.rand(F, L, generator=generator, dtype=torch.float64) * (2 * math.pi)
+    idx = torch.nonzero(known).flatten()
+    if init != "random" and len(idx):
+        frames = torch.arange(L)
+        nearest = idx[(frames[:, None] - idx[None, :]).abs().argmin(dim=1)]     # (L,)
+        phase = truth[:, nearest].angle().double()
+        if init == "advance":
+            step = 2 * math.pi * hop / n_fft * torch.arange(F, dtype=torch.float64)
+            phase = phase + step[:, None] * (frames - nearest)[None, :].double()
+    phase[:, known] = truth[:, known].angle().double()
+    return torch.polar(torch.ones_like(phase), phase).to(truth.dtype)
+
+
+def gap_samples(known: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """bool ((T - 1) * hop,): the samples that may lie in a gap, given the known frames (T,).
+
+    Frames are unknown when their window touches the gap, so a run of unknown frames
+    [f0, f1) means the gap starts at or after (f0 - 1) * hop + n_fft/2 (frame f0 - 1 is
+    clear of it) and ends at or before f1 * hop - n_fft/2: every other sample is surely context.
+    """
+    frames, half = len(known), n_fft // 2
+    out = torch.zeros((frames - 1) * hop, dtype=torch.bool)
+    edges = torch.diff(torch.cat([torch.zeros(1), (~known).float(), torch.zeros(1)]))
+    for f0, f1 in zip(torch.nonzero(edges > 0).flatten().tolist(), torch.nonzero(edges < 0).flatten().tolist()):
+        start = 0 if f0 == 0 else max(0, (f0 - 1) * hop + half)
+        end = len(out) if f1 == frames else max(0, f1 * hop - half)
+        out[start:end] = True
+    return out
+
+
+def context_griffin_lim(magnitude: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, audio,
+                        window: torch.Tensor, n_iter: int, momentum: float, init: str = "advance",
+                        generator: torch.Generator | None = None,
+                        hold: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Fast Griffin-Lim with known frames: complex spectrogram (F, L) whose known columns
+    are exactly ``truth``.
+
+    magnitude: linear magnitude (F, L) for the unknown frames (ignored on known ones);
+    truth: the observed complex STFT (F, L); known: bool (L,); hold: optional
+    (mask, samples), both ((L - 1) * hop,), samples known in the time domain. Each
+    iteration is istft -> (known samples reset to ``samples``) -> stft -> momentum
+    (Perraudin et al. 2013, as torchaudio's ``griffinlim``) -> unit phase x magnitude,
+    then the known frames are reset to ``truth``, so the fill's phase stays consistent
+    with the true context around it.
+    """
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    alpha = momentum / (1 + momentum)
+    angles = initial_phase(truth, known, init, audio.hop_length, audio.n_fft, generator)
+    spec = torch.where(known[None, :], truth, magnitude * angles)
+    previous = torch.zeros_like(spec)
+    for _ in range(n_iter):
+        wave = istft(spec, audio, window)
+        if hold is not None:
+            wave = torch.where(hold[0], hold[1], wave)
+        rebuilt = stft(wave, audio, window)
+        angles = rebuilt - alpha * previous
+        angles = angles / (angles.abs() + 1e-16)
+        previous = rebuilt
+        spec = torch.where(known[None, :], truth, magnitude * angles)
+    return spec
+
+
+class ContextGriffinLim(nn.Module):
+    """The 'context_griffinlim' vocoder: Griffin-Lim on the gap's frames only, started from
+    and held to the true STFT of the known context (see :func:`context_griffin_lim`).
+
+    Only frames [first unknown - k, last unknown + k] are iterated (:func:`unknown_span`),
+    so the cost grows with the gap, not the window. ``hold_samples`` also resets the
+    samples surely outside the gaps (:func:`gap_samples`) in every iteration; they, and
+    every sample no unknown frame reaches, are the context bit for bit in the output.
+    ``init`` is the unknown frames' start phase (:func:`initial_phase`).
+    """
+
+    def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq",
+                 init: str = "advance", hold_samples: bool = True):
+        super().__init__()
+        if init not in PHASE_INITS:
+            raise ValueError(f"unknown phase init {init!r} (known: {', '.join(PHASE_INITS)})")
+        self.audio, self.n_iter, self.momentum = audio, n_iter, momentum
+        self.init, self.hold_samples = init, hold_samples
+        self.inverse_mel = MelInverse(audio, mel_inverse)
+        self.register_buffer("window", torch.hann_window(audio.win_length))
+
+    def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
+        """(n_mels, L) normalised log-Mel -> (n_fft/2+1, L) linear magnitude, >= 0."""
+        return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
+
+    def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
+                known: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        a, hop = self.audio, self.audio.hop_length
+        frames = norm_mel.shape[-1]
+        n = (frames - 1) * hop
+        context = torch.zeros(n) if context is None else context.float()
+        known = torch.zeros(frames, dtype=torch.bool) if known is None else known.bool()
+        if context.shape != (n,) or known.shape != (frames,):
+            raise ValueError(f"context {tuple(context.shape)} / known {tuple(known.shape)} do not match "
+                             f"{frames} frames: expected ({n},) and ({frames},)")
+        span = unknown_span(known, a.n_fft, hop)
+        if span is None:
+            return context.clone()
+        lo, hi = span
+        samples = slice(lo * hop, (hi - 1) * hop)
+        surely_known = ~gap_samples(known, a.n_fft, hop)[samples] if self.hold_samples else None
+        spec = context_griffin_lim(
+            self.linear_magnitude(norm_mel[:, lo:hi]), stft(context, a, self.window)[:, lo:hi], known[lo:hi], a,
+            self.window, self.n_iter, self.momentum, self.init, torch.Generator().manual_seed(seed),
+            None if surely_known is None else (surely_known, context[samples]))
+        wave = istft(spec, a, self.window)
+        if surely_known is not None:
+            wave = torch.where(surely_known, context[samples], wave)
+        # write back only the samples some unknown frame reaches: elsewhere the inverse
+        # STFT of true frames equals the context only up to rounding
+        unknown = torch.nonzero(~known).flatten()
+        first = max(lo * hop, int(unknown[0]) * hop - a.n_fft // 2)
+        last = min((hi - 1) * hop, int(unknown[-1]) * hop + a.n_fft // 2)
+        out = context.clone()
+        out[first:last] = wave[first - lo * hop:last - lo * hop]
+        return out

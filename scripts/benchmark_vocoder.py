@@ -1,0 +1,74 @@
+"""Vocoder benchmark on real clips: python scripts/benchmark_vocoder.py [--data ../shared/data/LJSpeech-mini] [--files 8]
+
+For each vocoder method and 8, 32 and 100 iterations: LSD on 200 ms gaps, PESQ-WB of the
+clip and milliseconds per gap, with the true Mel of each window (the oracle), plus
+librosa's mel_to_audio as the outside reference. Prints a markdown table.
+"""
+import os
+
+import _path
+
+# Idle OpenMP threads otherwise spin while they wait: on a shared machine they burn the
+# cores the other thread needs, and small FFTs took ~100x longer with 2 threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from training.cli import parser, run  # noqa: E402
+
+DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
+DEFAULT_DATA = _path.ROOT.parent / "shared" / "data" / "LJSpeech-mini"
+
+
+def main(args) -> int:
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    from processors.errors import UserError
+    from training.config import load_config
+    from training.evaluation import evaluation_files
+    from training.vocoder_benchmark import run_benchmark
+
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"skipped: no clips at {data} (the benchmark needs real recordings; give --data)")
+        return 0
+    if args.files < 1 or args.gaps_per_clip < 1 or min(args.iters) < 1:
+        raise UserError("--files, --gaps-per-clip and --iters must be >= 1")
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, args.set)
+    files = evaluation_files(str(data), args.split, cfg)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"# Vocoder benchmark\n\n- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch threads {args.threads}, load average {load:.1f} at start: timings are wall clock and "
+          "inflated when the machine is shared\n"
+          f"- config {args.config}, data {data} (split {args.split}), "
+          f"seed {args.seed}\n")
+    table = run_benchmark(files, args.files, cfg, args.methods, args.mel_inverse, args.iters, args.gap_ms,
+                          args.gaps_per_clip, args.seed, args.ablate, log=lambda m: print(f"  {m}", flush=True))
+    if not table:
+        raise UserError(f"{data}: no clip long enough for {args.gaps_per_clip} gaps with a full window each")
+    print("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    from processors.vocoders import VOCODERS
+    from processors.mel import MEL_INVERSES
+    p = parser(__doc__)
+    p.add_argument("--config", default=str(_path.ROOT / DEFAULT_CONFIG), help=f"audio settings (default {DEFAULT_CONFIG})")
+    p.add_argument("--set", action="append", default=[], help="config override a.b=value (repeatable)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="LJSpeech-1.1 root or folder of audio")
+    p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
+                   help="files of the config's split to use (default all)")
+    p.add_argument("--files", type=int, default=8, help="clips to use: the first N long enough for the gaps (default 8)")
+    p.add_argument("--gap-ms", type=float, default=200.0, help="gap length (default 200 ms)")
+    p.add_argument("--gaps-per-clip", type=int, default=2, help="gaps per clip (default 2)")
+    p.add_argument("--iters", type=int, nargs="+", default=[8, 32, 100], help="iteration counts (default 8 32 100)")
+    p.add_argument("--methods", nargs="+", default=sorted(VOCODERS), choices=sorted(VOCODERS))
+    p.add_argument("--mel-inverse", nargs="+", default=["lstsq"], choices=sorted(MEL_INVERSES))
+    p.add_argument("--ablate", action="store_true",
+                   help="add context_griffinlim with every phase init, with and without holding known samples")
+    p.add_argument("--seed", type=int, default=0, help="seeds the gap positions (default 0)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    run(main, p)

@@ -1,0 +1,153 @@
+"""The listening report: ``results/<name>/report.html``, to hear and see every system side by side.
+
+Two steps, so a page can be rebuilt from an evaluation's folder alone
+(``scripts/report.py results/<name>``):
+
+1. :func:`save_examples` (every ``scripts/evaluate.py`` run): each kept example's
+   excerpts (original, gapped input, every system's fill; ``EXAMPLE_CONTEXT_S``
+   each side of the gap) as 16-bit wavs under ``report/audio/``, and
+   ``report/examples.json`` with the gap, the audio settings and every clip's scores.
+2. :func:`build_report` (``--report``, ``scripts/report.py``, ``make demo``): a small
+   Mel spectrogram per clip (``report/spec/``, gap marked) and ``report.html`` with
+   summary.md's tables and plots/metrics_vs_gap.png above the examples.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from processors.atomic import atomic_path, write_text_atomic
+from processors.audio_io import read_audio, write_audio
+from processors.errors import UserError
+from training.report_html import SPEC_PX, page_html
+
+MANIFEST = "report/examples.json"
+PAGE = "report.html"
+SCORE_KEYS = ("lsd_db", "mel_mse", "mel_snr_db", "pesq_wb", "stoi", "estoi", "skipped")
+SPEC_DPI = 80
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a system or file name ('unet/best' -> 'unet-best')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
+
+
+def _scores(row: dict | None) -> dict | None:
+    """A row's metrics for JSON: NaN (a skipped metric) becomes null."""
+    if row is None:
+        return None
+    number = lambda v: float(v) if v is not None and math.isfinite(float(v)) else None  # noqa: E731
+    return {k: row[k] if k == "skipped" else number(row[k]) for k in SCORE_KEYS if k in row}
+
+
+def clip_roles(example) -> list[tuple[str, str, str, np.ndarray, dict | None]]:
+    """(key, label, role, wave, scores) per clip of an example, in page order: the original,
+    the gapped input, then each system. The 'zero' system's output is the gapped input
+    itself, so its scores go on the input's card instead of a second identical card."""
+    waves, scores = example.waves, example.scores
+    zero = "zero" in waves and np.array_equal(waves["zero"], waves["gapped"])
+    clips = [("original", "original", "original", waves["original"], None),
+             ("gapped", "gapped input (zero fill)" if zero else "gapped input", "input", waves["gapped"],
+              _scores(scores.get("zero")) if zero else None)]
+    return clips + [(name, name, "system", w, _scores(scores.get(name))) for name, w in waves.items()
+                    if name not in ("original", "gapped") and not (zero and name == "zero")]
+
+
+def save_examples(examples: list, audio, folder: Path, context_s: float | None = None) -> Path:
+    """Write each example's excerpts as 16-bit wavs under ``folder/audio/`` and the
+    manifest ``folder/examples.json``; returns the manifest's path.
+
+    ``examples``: training.evaluation.Example (waves cropped around the gap, scores per
+    system); ``audio``: the AudioConfig the waves are at (its rate, and the Mel settings
+    the spectrograms are drawn with). Paths in the manifest are relative to ``folder``.
+    """
+    sr = audio.sample_rate
+    shutil.rmtree(folder / "audio", ignore_errors=True)     # an earlier run's clips are not this page's
+    entries = []
+    for i, ex in enumerate(examples):
+        ex_id = f"{i + 1:02d}-{slug(ex.file)}-{ex.gap_ms:g}ms"
+        clips = []
+        for j, (key, label, role, wave, scores) in enumerate(clip_roles(ex)):
+            rel = f"audio/{ex_id}/{j:02d}-{slug(key)}.wav"
+            # Clipped first: a fill can overshoot full scale, which 16-bit PCM cannot hold.
+            write_audio(folder / rel, np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16")
+            clips.append({"name": label, "role": role, "wav": rel, "scores": scores})
+        entries.append({"id": ex_id, "file": ex.file, "gap_ms": ex.gap_ms, "start_s": ex.offset / sr,
+                        "gap_s": [ex.gap[0] / sr, ex.gap[1] / sr], "clips": clips})
+    manifest = {"version": 1, "sample_rate": sr, "context_s": context_s,
+                "audio": dataclasses.asdict(audio), "examples": entries}
+    path = folder / "examples.json"
+    write_text_atomic(path, json.dumps(manifest, indent=1, ensure_ascii=False))
+    return path
+
+
+def load_manifest(out: Path) -> dict:
+    """``out/report/examples.json``; UserError naming the folder when there is none."""
+    path = Path(out) / MANIFEST
+    if not Path(out).is_dir():
+        raise UserError(f"results folder not found: {out}")
+    if not path.is_file():
+        raise UserError(f"{out}: no {MANIFEST} (written by scripts/evaluate.py; re-run the evaluation "
+                        "with this version to keep the example excerpts)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid examples manifest ({exc})") from None
+
+
+def spectrogram_png(mel: np.ndarray, seconds: float, start_s: float, gap_s: tuple[float, float],
+                    path: Path) -> None:
+    """A small Mel image (normalised log-Mel (n_mels, T) over ``seconds``), x in seconds of the
+    clip from ``start_s``, the gap between dashed cyan lines (the colours of training.figures)."""
+    from training.figures import plt
+    fig = plt.figure(figsize=(SPEC_PX[0] / SPEC_DPI, SPEC_PX[1] / SPEC_DPI))
+    ax = fig.add_axes((0.0, 0.18, 1.0, 0.82))
+    ax.imshow(mel, origin="lower", aspect="auto", vmin=0.0, vmax=1.0, cmap="magma",
+              extent=[start_s, start_s + seconds, 0, mel.shape[0]])
+    for t in gap_s:
+        ax.axvline(start_s + t, color="cyan", lw=1.0, ls="--")
+    ax.set_yticks([])
+    ax.tick_params(axis="x", labelsize=7, pad=1, length=2)
+    ax.set_xlabel("time in the clip (s)", fontsize=7, labelpad=1)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=SPEC_DPI, format="png")
+    plt.close(fig)
+
+
+def draw_spectrograms(manifest: dict, folder: Path) -> None:
+    """A PNG per clip under ``folder/spec/`` (adds 'png' to each clip of ``manifest``)."""
+    from processors.mel import MelSpectrogram
+    from training.config import AudioConfig
+    audio = AudioConfig(**manifest["audio"])
+    mel_fn = MelSpectrogram(audio)
+    shutil.rmtree(folder / "spec", ignore_errors=True)
+    for ex in manifest["examples"]:
+        for clip in ex["clips"]:
+            samples, sr = read_audio(folder / clip["wav"])
+            wave = samples.mean(axis=1)
+            with torch.no_grad():
+                mel = mel_fn(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
+            clip["png"] = f"spec/{ex['id']}/{Path(clip['wav']).stem}.png"
+            spectrogram_png(mel, len(wave) / sr, ex["start_s"], tuple(ex["gap_s"]), folder / clip["png"])
+
+
+def build_report(out: Path, title: str | None = None) -> Path:
+    """``out/report.html`` from ``out/report/examples.json`` (plus ``out/summary.md`` and
+    ``out/plots/metrics_vs_gap.png`` when they exist); returns the page's path."""
+    out = Path(out)
+    manifest = load_manifest(out)
+    draw_spectrograms(manifest, out / "report")
+    summary = out / "summary.md"
+    plot = out / "plots" / "metrics_vs_gap.png"
+    page = page_html(title or f"Listening report: {out.resolve().name}", manifest,
+                     summary.read_text(encoding="utf-8") if summary.is_file() else None,
+                     "plots/metrics_vs_gap.png" if plot.is_file() else None, prefix="report/")
+    write_text_atomic(out / PAGE, page)
+    return out / PAGE
