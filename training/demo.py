@@ -69,7 +69,8 @@ def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     resume = load_checkpoint(last) if last.exists() else None   # a re-run reuses finished training
     summary = Trainer(cfg, resume=resume).fit()
 
-    model, mcfg = load_inpainter(last.with_name("best.pt"))
+    best = last.with_name("best.pt")
+    model, mcfg = load_inpainter(best if best.exists() else last)   # no best.pt if stopped before validating
     clip = build_splits(cfg)["test"][0]                   # never seen in training or validation
     sr = mcfg.audio.sample_rate
     original = load_mono(clip, sr)
