@@ -135,7 +135,10 @@ def test_resumed_losses_equal_the_uninterrupted_run(straight_run, tmp_path):
 @pytest.mark.parametrize("model", [
     [],                                                                        # the tiny U-Net
     ["model.name=fc", "model.params={hidden: 32, layers: 2, dropout: 0.5}"],          # dropout: uses the RNG
-], ids=["unet", "fc"])
+    ["model.name=mae", "loss.weights={mse: 1.0}",                     # its random patch masks: the RNG too
+     "model.params={patch_mels: 8, patch_frames: 4, dim: 16, depth: 1, heads: 2, decoder_dim: 8,"
+     " decoder_depth: 1, decoder_heads: 2, mask_mode: random_patches}"],
+], ids=["unet", "fc", "mae_pretrain"])
 def test_interrupted_run_resumes_bit_exactly(straight_run, tmp_path, model):
     """A stop request (what SIGINT/SIGTERM set) at step 4 of an 8-step cosine run, then resume."""
     data, _ = straight_run
