@@ -21,7 +21,7 @@ test: $(STAMP)
 # Train the default U-Net recipe on the shared real clips (files split by file; 15 % held
 # out) within a fixed CPU budget, then score it on the held-out clips.
 SHARED ?= ../shared/data
-QUALITY_STEPS ?= 2000
+QUALITY_STEPS ?= 1300
 bench-quality: $(STAMP)
 	rm -rf checkpoints/bench_quality runs/bench_quality
 	$(PY) scripts/train.py --config configs/unet_ljspeech.yaml --set run_name=bench_quality \
