@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from datasets.masks import sample_mask
-from processors.audio_io import load_mono
+from datasets.mel_cache import MelCache, analyse_file
 from processors.errors import UserError
 from processors.mel import MelSpectrogram
 
@@ -22,30 +22,35 @@ log = logging.getLogger(__name__)
 
 
 def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction: float,
-                 desc: str = "mels") -> list[np.ndarray]:
+                 desc: str = "mels", cache: MelCache | None = None) -> list[np.ndarray]:
     """Decode every file and compute its normalised log-Mel (n_mels, frames), float32.
 
+    With a ``cache`` (datasets.mel_cache), cached Mels are read memory-mapped and missing
+    ones are computed and written, so a training run fills the cache too.
     Unreadable, too short or silent files are skipped and counted; more than
     ``max_bad_fraction`` of them is a UserError (something is wrong with the folder).
     """
     if not files:
         raise UserError(f"{desc}: no files")
-    mel = MelSpectrogram(audio)
+    mel_fn = MelSpectrogram(audio)
     mels, bad = [], {}
     for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20):
-        try:
-            wave = load_mono(path, audio.sample_rate)
-        except UserError as exc:
-            bad[path] = str(exc)
-            continue
-        if len(wave) < min_seconds * audio.sample_rate:
+        hit = cache.load(path) if cache is not None else None
+        if hit is None:
+            try:
+                hit = analyse_file(path, audio, mel_fn)
+            except UserError as exc:
+                bad[path] = str(exc)
+                continue
+            if cache is not None:
+                cache.store(path, *hit)
+        mel, stats = hit
+        if stats["samples"] < min_seconds * audio.sample_rate:
             bad[path] = f"shorter than {min_seconds} s"
-            continue
-        if np.max(np.abs(wave)) < 1e-4:
+        elif stats["peak"] < 1e-4:
             bad[path] = "silent"
-            continue
-        with torch.no_grad():
-            mels.append(mel(torch.from_numpy(wave)).numpy())
+        else:
+            mels.append(mel)
     if bad:
         first = next(iter(bad.items()))
         log.warning("%s: skipped %d of %d files (e.g. %s: %s)", desc, len(bad), len(files), first[0], first[1])
@@ -77,17 +82,26 @@ class MaskedMelCrops(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         mel = self.mels[int(rng.choice(len(self.mels), p=self.weights))]
-        n_mels, frames = mel.shape
-        if frames < self.crop:
-            crop = np.zeros((n_mels, self.crop), dtype=np.float32)
-            crop[:, :frames] = mel
-        else:
-            start = int(rng.integers(0, frames - self.crop + 1))
-            crop = mel[:, start:start + self.crop]
-        target = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
-        mask = torch.from_numpy(sample_mask(rng, self.mask_cfg, n_mels, self.crop))
-        masked = target * (1 - mask) + self.mask_cfg.fill_value * mask
-        return {"masked": masked, "target": target, "mask": mask}
+        return crop_item(mel, self.crop, self.mask_cfg, rng)
+
+
+def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One training item from a log-Mel (n_mels, T), maybe memory-mapped: only the crop is read.
+
+    Returns float32 tensors (1, n_mels, crop_frames): ``masked``, ``target``, ``mask``.
+    """
+    n_mels, frames = mel.shape
+    if frames < crop_frames:
+        crop = np.zeros((n_mels, crop_frames), dtype=np.float32)
+        crop[:, :frames] = mel
+    else:
+        start = int(rng.integers(0, frames - crop_frames + 1))
+        crop = mel[:, start:start + crop_frames]
+    # always a copy: a crop of a memory-mapped Mel must not alias the read-only map
+    target = torch.from_numpy(np.array(crop, dtype=np.float32, order="C"))[None]
+    mask = torch.from_numpy(sample_mask(rng, mask_cfg, n_mels, crop_frames))
+    masked = target * (1 - mask) + mask_cfg.fill_value * mask
+    return {"masked": masked, "target": target, "mask": mask}
 
 
 class OffsetSampler(torch.utils.data.Sampler):

@@ -59,6 +59,7 @@ class DataConfig:
     max_bad_fraction: float = 0.2  # more unreadable files than this is fatal
     min_file_seconds: float = 0.5  # shorter or silent files are skipped
     num_workers: int = 0
+    cache_dir: str = ""            # on-disk log-Mel cache (datasets.mel_cache); "" = off, e.g. "cache/mels"
     mask: MaskConfig = field(default_factory=MaskConfig)
 
 
@@ -97,6 +98,8 @@ class TrainConfig:
     ckpt_every: int = 500
     device: str = "auto"           # 'auto', 'cpu', 'cuda', 'cuda:1', ...
     num_threads: int = 0           # torch CPU threads; 0 = torch default
+    amp: str = "off"               # mixed precision: 'off', 'bf16' or 'fp16' (fp16 needs CUDA)
+    compile: bool = False          # torch.compile the model (slow start, faster steps on GPU)
     runs_dir: str = "runs"         # TensorBoard logs go to <runs_dir>/<run_name>
     checkpoints_dir: str = "checkpoints"
 
@@ -285,6 +288,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(t.schedule in ("constant", "cosine"), f"{where}: train.schedule", f"must be 'constant' or 'cosine', got {t.schedule!r}")
     _check(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
     _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
+    _check(t.amp in ("off", "bf16", "fp16"), f"{where}: train.amp", f"must be 'off', 'bf16' or 'fp16', got {t.amp!r}")
+    _check(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
+           f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
     _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
 
     v = cfg.vocoder

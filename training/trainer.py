@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from datasets.mel_cache import MelCache
 from datasets.mel_dataset import MaskedMelCrops, OffsetSampler, build_splits, compute_mels
 from models import build_model
 from models.classical import linear_interpolation
@@ -68,6 +69,8 @@ class Trainer:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.train.device)
+        if cfg.train.amp == "fp16" and self.device.type != "cuda":
+            raise UserError(f"train.amp='fp16' needs a CUDA device, not {self.device}; use 'bf16' or 'off'")
         self.ckpt_dir = Path(cfg.train.checkpoints_dir) / cfg.run_name
         self.run_dir = Path(cfg.train.runs_dir) / cfg.run_name
         if resume is None and (self.ckpt_dir / "last.pt").exists():
@@ -76,6 +79,9 @@ class Trainer:
 
         self.model = build_model(cfg).to(self.device)
         t = cfg.train
+        if t.compile:      # in place: state_dict keys and the model's own hooks stay as they are
+            self.model.compile()
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
         # one AdamW and schedule per parameter group: "model" (the inpainter, a GAN's generator)
         # and any group the model trains on a loss of its own (a GAN's discriminator)
         self.optimizers, self.schedulers = {}, {}
@@ -84,6 +90,8 @@ class Trainer:
                                                        weight_decay=t.weight_decay)
             self.schedulers[group] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[group], lr_lambda(cfg))
         self.optimizer, self.scheduler = self.optimizers["model"], self.schedulers["model"]
+        # fp16 needs loss scaling (its small gradients underflow); bf16 has float32's range
+        self.scalers = {g: torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16") for g in self.optimizers}
         self.losses = build_losses(cfg, self.device)     # the perceptual loss loads its feature net here
         self.step, self.best = 0, float("inf")
         # a checkpoint that does not fit and an unusable output folder fail now, not after the Mels
@@ -100,8 +108,11 @@ class Trainer:
         # no random numbers are drawn from here on: the restored RNG state stays as saved
         splits = build_splits(cfg)
         d = cfg.data
-        self.train_mels = compute_mels(splits["train"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "train files")
-        self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction, "val files")
+        cache = MelCache(d.cache_dir, cfg.audio, d.dataset) if d.cache_dir else None
+        self.train_mels = compute_mels(splits["train"], cfg.audio, d.min_file_seconds, d.max_bad_fraction,
+                                       "train files", cache)
+        self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction,
+                                     "val files", cache)
         self.split_counts = {k: len(v) for k, v in splits.items()}
         self.val_loader = DataLoader(
             MaskedMelCrops(self.val_mels, d.crop_frames, d.mask, cfg.seed + VAL_SEED_SALT, d.val_items),
@@ -203,15 +214,22 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         batch = self.model.training_batch(batch)          # e.g. an MAE's own random patch mask
         masked, target, mask = batch["masked"], batch["target"], batch["mask"]
-        pred = self.model(masked, mask)
-        loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
-                                 self.model.model_terms(masked, mask, pred))
+        with self._autocast():
+            pred = self.model(masked, mask).float()     # losses are summed in float32
+            loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
+                                     self.model.model_terms(masked, mask, pred))
         self._update("model", loss)
         # other groups (a GAN's discriminator) after the inpainter, on the same prediction, detached
-        for group, (aux_loss, aux_terms) in self.model.aux_losses(masked, target, mask, pred.detach()).items():
-            self._update(group, aux_loss)
+        with self._autocast():
+            aux = self.model.aux_losses(masked, target, mask, pred.detach())
+        for group, (aux_loss, aux_terms) in aux.items():
+            self._update(group, aux_loss.float())
             terms.update(aux_terms)
         return loss.item(), {k: v.item() for k, v in terms.items()}
+
+    def _autocast(self):
+        """Mixed precision for the forward passes (``train.amp``); backward runs outside it."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _update(self, group: str, loss: torch.Tensor) -> None:
         """One optimiser step of ``group`` on ``loss``; its gradients are zeroed first, which
@@ -221,13 +239,15 @@ class Trainer:
             which = "loss" if group == "model" else f"{group} loss"
             raise UserError(f"{which} became {loss.item()} at step {self.step + 1}; try a lower train.lr "
                             f"(now {self.cfg.train.lr}) or train.grad_clip")
-        optimizer = self.optimizers[group]
+        optimizer, scaler = self.optimizers[group], self.scalers[group]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()             # both are no-ops unless train.amp is 'fp16'
         if self.cfg.train.grad_clip > 0:
+            scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         self.schedulers[group].step()
 
     # ------------------------------------------------------------------ validation

@@ -1,0 +1,36 @@
+"""Fill the log-Mel cache: python scripts/prepare_data.py --config configs/unet_ljspeech.yaml [--set k=v]
+
+Decodes, resamples and analyses every file of data.root and data.extra_roots (all splits)
+once into data.cache_dir, under a folder keyed by the audio settings. Safe to interrupt:
+a re-run skips the entries already written. Training with the same data.cache_dir then
+reads the Mels instead of decoding audio.
+"""
+import _path  # noqa: F401
+
+from training.cli import parser, run
+
+
+def main(args) -> int:
+    from datasets.mel_cache import MelCache, fill_cache
+    from datasets.sources import list_files
+    from processors.errors import UserError
+    from training.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    d = cfg.data
+    if not d.cache_dir:
+        raise UserError("data.cache_dir is not set: add it to the config or --set data.cache_dir=cache/mels")
+    files = list_files(d.dataset, [d.root, *d.extra_roots])
+    cache = MelCache(d.cache_dir, cfg.audio, d.dataset)
+    counts = fill_cache(files, cache, desc="mels")
+    print(f"{cache.dir}: {counts['cached']} new, {counts['skipped']} already cached, "
+          f"{counts['failed']} undecodable of {len(files)} files")
+    return 0
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    p.add_argument("--config", required=True, help="YAML config under configs/")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set data.cache_dir=cache/mels (repeatable)")
+    run(main, p)
