@@ -10,13 +10,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from training.config import Config, load_config
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import Config, load_config, save_config
+from training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -111,3 +114,35 @@ def run_script(script: str, *args: str, timeout: float = 120) -> subprocess.Comp
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny data folder, its config file, and checkpoints of a U-Net, an FC model and a
+    U-Net config carrying the FC's weights ("swapped"), shared by the module."""
+    base = tmp_path_factory.mktemp("reliability")
+    data = write_ljspeech(base / "LJSpeech-1.1", n_clips=6)
+    steps = ["train.max_steps=2", "train.val_every=2", "train.ckpt_every=2"]
+    unet = make_tiny_cfg(data, base, *steps)
+    fc = make_tiny_cfg(data, base, *steps, "run_name=fc", "model.name=fc", "model.params={hidden: 16, layers: 2}")
+    Trainer(unet).fit()
+    Trainer(fc).fit()
+    ckpts = base / "checkpoints"
+    swapped = load_checkpoint(ckpts / "tiny" / "last.pt")
+    swapped["model"] = load_checkpoint(ckpts / "fc" / "last.pt")["model"]
+    save_checkpoint(base / "swapped.pt", {k: v for k, v in swapped.items() if k != "format_version"})
+    config = base / "tiny.yaml"
+    save_config(make_tiny_cfg(data, base / "unused"), config)
+    return SimpleNamespace(base=base, data=data, config=config, unet=ckpts / "tiny" / "last.pt",
+                           best=ckpts / "tiny" / "best.pt", fc=ckpts / "fc" / "last.pt", swapped=base / "swapped.pt")
+
+
+def assert_only_gaps_changed(samples: np.ndarray, out: np.ndarray, gaps) -> None:
+    """``out`` keeps the shape and dtype of ``samples``, fills every gap with something
+    non-silent, and leaves every sample outside the gaps bit-identical."""
+    assert out.shape == samples.shape and out.dtype == samples.dtype
+    inside = np.zeros(len(samples), dtype=bool)
+    for s, e in gaps:
+        inside[s:e] = True
+        assert np.any(out[s:e] != 0)
+    assert np.array_equal(out[~inside], samples[~inside])
