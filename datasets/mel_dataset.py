@@ -104,19 +104,6 @@ def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Genera
     return {"masked": masked, "target": target, "mask": mask}
 
 
-class OffsetSampler(torch.utils.data.Sampler):
-    """Indices ``start, start+1, ...`` up to ``stop``: resuming at step s starts at s * batch."""
-
-    def __init__(self, start: int, stop: int):
-        self.start, self.stop = start, stop
-
-    def __iter__(self):
-        return iter(range(self.start, self.stop))
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-
 def build_splits(cfg) -> dict[str, list[Path]]:
     from datasets.sources import list_files, split_files
     d = cfg.data

@@ -14,6 +14,7 @@ builds it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -43,6 +44,13 @@ def build_vocoder(cfg) -> nn.Module:
     return VOCODERS[method](cfg.audio, cfg.vocoder)
 
 
+def with_vocoder(cfg, method: str, nets: dict[str, str] | None = None):
+    """A copy of ``cfg`` whose vocoder.method is ``method`` (and vocoder.checkpoint its trained
+    net from ``nets``, ``{method: path}``, for a learned vocoder)."""
+    checkpoint = (nets or {}).get(method, cfg.vocoder.checkpoint)
+    return dataclasses.replace(cfg, vocoder=dataclasses.replace(cfg.vocoder, method=method, checkpoint=checkpoint))
+
+
 @vocoder("griffinlim")
 def _griffinlim(audio, v) -> nn.Module:
     return MelToWave(audio, v.n_iter, v.momentum, v.mel_inverse)
@@ -51,6 +59,22 @@ def _griffinlim(audio, v) -> nn.Module:
 @vocoder("context_griffinlim")
 def _context_griffinlim(audio, v) -> nn.Module:
     return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse)
+
+
+@vocoder("melspec2spec")
+def _melspec2spec(audio, v) -> nn.Module:
+    """context_griffinlim on the magnitude of a trained :class:`models.vocoder_nets.MagnitudeRefiner`."""
+    from models.vocoder_nets import load_vocoder_net
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, "pinv",
+                             refiner=load_vocoder_net("melspec2spec", v.checkpoint, audio))
+
+
+@vocoder("degli")
+def _degli(audio, v) -> nn.Module:
+    """context_griffinlim whose iterations are Deep Griffin-Lim's (a trained denoiser in each)."""
+    from models.vocoder_nets import load_vocoder_net
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse,
+                             denoiser=load_vocoder_net("degli", v.checkpoint, audio))
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -126,7 +150,8 @@ def gap_samples(known: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 def context_griffin_lim(magnitude: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, audio,
                         window: torch.Tensor, n_iter: int, momentum: float, init: str = "advance",
                         generator: torch.Generator | None = None,
-                        hold: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                        hold: tuple[torch.Tensor, torch.Tensor] | None = None,
+                        denoiser: nn.Module | None = None) -> torch.Tensor:
     """Fast Griffin-Lim with known frames: complex spectrogram (F, L) whose known columns
     are exactly ``truth``.
 
@@ -137,23 +162,31 @@ def context_griffin_lim(magnitude: torch.Tensor, truth: torch.Tensor, known: tor
     (Perraudin et al. 2013, as torchaudio's ``griffinlim``) -> unit phase x magnitude,
     then the known frames are reset to ``truth``, so the fill's phase stays consistent
     with the true context around it.
+
+    With a ``denoiser`` (models.vocoder_nets.DeGLIDenoiser) each iteration is Deep
+    Griffin-Lim's instead of the momentum step: ``x <- z - denoiser(x, y, z, magnitude)``,
+    y the magnitude projection of x and z its istft -> stft; the unknown frames of the
+    result are the last x, whose magnitude is the net's too.
     """
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     alpha = momentum / (1 + momentum)
     angles = initial_phase(truth, known, init, audio.hop_length, audio.n_fft, generator)
     spec = torch.where(known[None, :], truth, magnitude * angles)
-    previous = torch.zeros_like(spec)
+    previous, x = torch.zeros_like(spec), spec
     for _ in range(n_iter):
         wave = istft(spec, audio, window)
         if hold is not None:
             wave = torch.where(hold[0], hold[1], wave)
         rebuilt = stft(wave, audio, window)
-        angles = rebuilt - alpha * previous
+        if denoiser is not None:
+            x = angles = rebuilt - denoiser(x, spec, rebuilt, magnitude)
+        else:
+            angles = rebuilt - alpha * previous
+            previous = rebuilt
         angles = angles / (angles.abs() + 1e-16)
-        previous = rebuilt
         spec = torch.where(known[None, :], truth, magnitude * angles)
-    return spec
+    return spec if denoiser is None else torch.where(known[None, :], truth, x)
 
 
 class ContextGriffinLim(nn.Module):
@@ -164,23 +197,32 @@ class ContextGriffinLim(nn.Module):
     so the cost grows with the gap, not the window. ``hold_samples`` also resets the
     samples surely outside the gaps (:func:`gap_samples`) in every iteration; they, and
     every sample no unknown frame reaches, are the context bit for bit in the output.
-    ``init`` is the unknown frames' start phase (:func:`initial_phase`).
+    ``init`` is the unknown frames' start phase (:func:`initial_phase`). The learned
+    vocoders are this one with a trained ``refiner`` of the Mel-inverted magnitude
+    ('melspec2spec') or ``denoiser`` in each iteration ('degli'), models.vocoder_nets.
     """
 
     def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq",
-                 init: str = "advance", hold_samples: bool = True):
+                 init: str = "advance", hold_samples: bool = True, refiner: nn.Module | None = None,
+                 denoiser: nn.Module | None = None):
         super().__init__()
         if init not in PHASE_INITS:
             raise ValueError(f"unknown phase init {init!r} (known: {', '.join(PHASE_INITS)})")
         self.audio, self.n_iter, self.momentum = audio, n_iter, momentum
         self.init, self.hold_samples = init, hold_samples
         self.inverse_mel = MelInverse(audio, mel_inverse)
+        self.refiner, self.denoiser = refiner, denoiser
         self.register_buffer("window", torch.hann_window(audio.win_length))
 
     def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
         """(n_mels, L) normalised log-Mel -> (n_fft/2+1, L) linear magnitude, >= 0."""
-        return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
+        magnitude = self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
+        if self.refiner is None:
+            return magnitude
+        from models.vocoder_nets import LOG_FLOOR
+        return (torch.exp(self.refiner(norm_mel[None], magnitude[None])[0]) - LOG_FLOOR).clamp(min=0.0)
 
+    @torch.no_grad()
     def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
                 known: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         a, hop = self.audio, self.audio.hop_length
@@ -198,9 +240,10 @@ class ContextGriffinLim(nn.Module):
         samples = slice(lo * hop, (hi - 1) * hop)
         surely_known = ~gap_samples(known, a.n_fft, hop)[samples] if self.hold_samples else None
         spec = context_griffin_lim(
-            self.linear_magnitude(norm_mel[:, lo:hi]), stft(context, a, self.window)[:, lo:hi], known[lo:hi], a,
+            # the whole window's magnitude, then the span: a refiner's convolutions see past its edges
+            self.linear_magnitude(norm_mel)[:, lo:hi], stft(context, a, self.window)[:, lo:hi], known[lo:hi], a,
             self.window, self.n_iter, self.momentum, self.init, torch.Generator().manual_seed(seed),
-            None if surely_known is None else (surely_known, context[samples]))
+            None if surely_known is None else (surely_known, context[samples]), self.denoiser)
         wave = istft(spec, a, self.window)
         if surely_known is not None:
             wave = torch.where(surely_known, context[samples], wave)

@@ -26,6 +26,7 @@ def main(args) -> int:
 
     from processors.errors import UserError
     from training.config import load_config
+    from processors.vocoders import VOCODERS
     from training.evaluation import evaluation_files
     from training.vocoder_benchmark import run_benchmark
 
@@ -37,6 +38,10 @@ def main(args) -> int:
         raise UserError("--files, --gaps-per-clip and --iters must be >= 1")
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.set)
+    from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
+    nets = vocoder_checkpoints(args.vocoder_checkpoint)
+    # by default every classical method and every learned one whose net is given
+    methods = args.methods or [m for m in sorted(VOCODERS) if m not in VOCODER_NETS or m in nets]
     files = evaluation_files(str(data), args.split, cfg)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# Vocoder benchmark\n\n- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -44,8 +49,9 @@ def main(args) -> int:
           "inflated when the machine is shared\n"
           f"- config {args.config}, data {data} (split {args.split}), "
           f"seed {args.seed}\n")
-    table = run_benchmark(files, args.files, cfg, args.methods, args.mel_inverse, args.iters, args.gap_ms,
-                          args.gaps_per_clip, args.seed, args.ablate, log=lambda m: print(f"  {m}", flush=True))
+    table = run_benchmark(files, args.files, cfg, methods, args.mel_inverse, args.iters, args.gap_ms,
+                          args.gaps_per_clip, args.seed, args.ablate, log=lambda m: print(f"  {m}", flush=True),
+                          nets=nets)
     if not table:
         raise UserError(f"{data}: no clip long enough for {args.gaps_per_clip} gaps with a full window each")
     print("\n" + table)
@@ -65,7 +71,10 @@ if __name__ == "__main__":
     p.add_argument("--gap-ms", type=float, default=200.0, help="gap length (default 200 ms)")
     p.add_argument("--gaps-per-clip", type=int, default=2, help="gaps per clip (default 2)")
     p.add_argument("--iters", type=int, nargs="+", default=[8, 32, 100], help="iteration counts (default 8 32 100)")
-    p.add_argument("--methods", nargs="+", default=sorted(VOCODERS), choices=sorted(VOCODERS))
+    p.add_argument("--methods", nargs="+", choices=sorted(VOCODERS),
+                   help="default: every classical method and the learned ones given --vocoder-checkpoint")
+    p.add_argument("--vocoder-checkpoint", nargs="+", metavar="PATH",
+                   help="trained nets of learned vocoders (scripts/train_vocoder.py)")
     p.add_argument("--mel-inverse", nargs="+", default=["lstsq"], choices=sorted(MEL_INVERSES))
     p.add_argument("--ablate", action="store_true",
                    help="add context_griffinlim with every phase init, with and without holding known samples")

@@ -25,7 +25,9 @@ def main(args) -> int:
     models = [(n if names.count(n) == 1 else f"{n}#{i + 1}", m, c) for i, (n, m, c) in enumerate(models)]
     # audio, vocoder and splice settings come from the checkpoints; --config only without one
     cfg = models[0][2] if models else load_config(args.config or _path.ROOT / DEFAULT_CONFIG)
-    systems = build_systems(models, cfg, args.baselines, args.vocoder)
+    from models.vocoder_nets import vocoder_checkpoints
+    nets = vocoder_checkpoints(args.vocoder_checkpoint)
+    systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
     files = evaluation_files(args.data, args.split, cfg, args.limit_files)
     gap_ms = sorted(set(args.gap_ms))
 
@@ -34,7 +36,7 @@ def main(args) -> int:
               f"of {len(files)}, {args.gaps_per_file} gap(s) per file and length, seed {args.seed}",
               f"- checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
               f"- audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
-              f"{', '.join(args.vocoder or [cfg.vocoder.method])} ({cfg.vocoder.n_iter} iterations, "
+              f"{', '.join(args.vocoder or [*nets] or [cfg.vocoder.method])} ({cfg.vocoder.n_iter} iterations, "
               f"Mel inverse {cfg.vocoder.mel_inverse})"]
     paths = write_report(Path(args.out), rows, examples, [s.name for s in systems], gap_ms, cfg, header)
     print(paths["summary"].read_text())
@@ -65,6 +67,9 @@ if __name__ == "__main__":
     p.add_argument("--vocoder", nargs="+", choices=sorted(VOCODERS), metavar="METHOD",
                    help=f"vocoder method(s) instead of the checkpoint's ({', '.join(sorted(VOCODERS))}); with "
                         "several, every Mel system and the oracle get one row per method (system@method)")
+    p.add_argument("--vocoder-checkpoint", nargs="+", metavar="PATH",
+                   help="trained nets of the learned vocoders (scripts/train_vocoder.py), e.g. "
+                        "checkpoints/melspec2spec_ljspeech/best.pt; alone, they pick the vocoder too")
     p.add_argument("--examples", type=int, default=1,
                    help="examples per gap length kept for figures and the report (default 1)")
     p.add_argument("--report", action="store_true",

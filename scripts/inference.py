@@ -36,6 +36,11 @@ def main(args) -> int:
     if not samples.any():
         raise UserError(f"{src}: the file is silent throughout: there is no context to fill a gap from")
     model, cfg = load_inpainter(args.checkpoint)
+    if args.vocoder or args.vocoder_checkpoint:
+        from models.vocoder_nets import vocoder_checkpoints
+        from processors.vocoders import with_vocoder
+        nets = vocoder_checkpoints(args.vocoder_checkpoint and [args.vocoder_checkpoint])
+        cfg = with_vocoder(cfg, args.vocoder or next(iter(nets)), nets)
     silences = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
     if args.gaps:
         gaps = parse_gaps(args.gaps, sr, len(samples))
@@ -76,5 +81,8 @@ if __name__ == "__main__":
     p.add_argument("--input", required=True, help="gapped recording (wav, flac, ogg, mp3)")
     p.add_argument("--output", required=True, help="where to write the filled recording")
     p.add_argument("--gaps", help="gap ranges in seconds, e.g. 1.20:1.45,3.00:3.20 (default: find digital silence)")
+    p.add_argument("--vocoder", help="vocoder method instead of the checkpoint's, e.g. griffinlim or melspec2spec")
+    p.add_argument("--vocoder-checkpoint", metavar="PATH",
+                   help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
     p.add_argument("--figure", help="write a before/after spectrogram PNG here")
     run(main, p)

@@ -1,4 +1,7 @@
-"""Train an inpainter: python scripts/train.py --config configs/unet_ljspeech.yaml [--set k=v] [--resume ckpt]"""
+"""Train an inpainter: python scripts/train.py --config configs/unet_ljspeech.yaml [--set k=v] [--resume ckpt]
+
+On N GPUs (or N CPU processes): torchrun --nproc_per_node N scripts/train.py --config ...
+"""
 import _path  # noqa: F401
 
 from training.cli import parser, run
@@ -10,6 +13,7 @@ def main(args) -> int:
     from processors.errors import UserError
     from training.checkpoint import CheckpointMismatch, config_changes, load_checkpoint
     from training.config import apply_overrides, build_config, load_config
+    from training.distributed import close_world
     from training.trainer import Trainer
 
     resume = None
@@ -29,7 +33,9 @@ def main(args) -> int:
         hint = f"; --set changed {', '.join(changed[:2] if more else changed)}{more}" if changed else ""
         raise UserError(f"{args.resume}: {exc}{hint}") from exc
     summary = trainer.fit()
-    print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    close_world(trainer.world)
+    if trainer.world.main:
+        print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return 0
 
 

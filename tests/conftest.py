@@ -146,3 +146,18 @@ def assert_only_gaps_changed(samples: np.ndarray, out: np.ndarray, gaps) -> None
         inside[s:e] = True
         assert np.any(out[s:e] != 0)
     assert np.array_equal(out[~inside], samples[~inside])
+
+
+@pytest.fixture(scope="session")
+def vocoder_nets(tmp_path_factory) -> dict[str, str]:
+    """``{method: checkpoint}`` of every learned vocoder's net on the tiny config's audio,
+    small and trained for 2 steps (enough to run, not to be good)."""
+    from models.vocoder_nets import VOCODER_NETS
+    from training.vocoder_training import train_vocoder_net
+    base = tmp_path_factory.mktemp("vocoder_nets")
+    data = write_ljspeech(base / "LJSpeech-1.1", n_clips=6)
+    small = {"melspec2spec": "{channels: 8, layers: 1, kernel: 3}", "degli": "{channels: 4, layers: 2}"}
+    return {method: train_vocoder_net(make_tiny_cfg(
+                data, base, f"run_name={method}", f"vocoder.method={method}", f"vocoder.params={small[method]}",
+                "train.max_steps=2", "train.val_every=1"))["checkpoint"]
+            for method in VOCODER_NETS}

@@ -22,7 +22,8 @@ from processors.audio_io import write_audio
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import build_config, save_config
 from training.eval_report import write_csv
-from training.trainer import Trainer, _truncate_log
+from training.loss_log import truncate_log
+from training.trainer import Trainer
 
 def _write_checkpoint(path: Path, version: int) -> None:
     save_checkpoint(path, {"config": {}, "model": {}, "version": version})
@@ -72,7 +73,7 @@ def test_an_interrupted_write_leaves_the_previous_file(writer, failing, tmp_path
 def test_resume_keeps_each_logged_step_once(damage, rows, tmp_path):
     log = tmp_path / "losses.csv"
     log.write_text(rows)
-    _truncate_log(log, 3)
+    truncate_log(log, 3)
     assert log.read_text() == "1,0.5\n2,0.4\n3,0.3\n"
 
 

@@ -123,3 +123,17 @@ def test_interpolation_with_nothing_known_returns_input():
     target, _ = example()
     mask = torch.ones_like(target)
     assert torch.equal(linear_interpolation(target, mask), target)
+
+
+def test_compressed_loss_weights_loud_bins_over_quiet_ones():
+    from training.config import Config
+    from training.losses import LOSS_BUILDERS
+    fn = LOSS_BUILDERS["compressed"](Config(), "cpu")
+    target, mask = example()
+    assert fn(target.clone(), target, mask).item() == 0.0
+    assert fn(target + 5.0 * (1 - mask), target, mask).item() == 0.0          # only the gap counts
+    # the same 0.05 error (6 dB) costs far more at -4 dB (0.8) than near the floor (0.1, -88 dB)
+    loud, quiet = torch.full_like(target, 0.8), torch.full_like(target, 0.1)
+    assert fn(loud + 0.05, loud, mask) > 100 * fn(quiet + 0.05, quiet, mask)
+    # and errors below the -100 dB floor cannot be rewarded: both sides are clamped there
+    assert fn(torch.full_like(target, -0.5), torch.zeros_like(target), mask).item() == 0.0

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from datasets.masks import centred_gap, gaps_to_mask, sample_mask, sample_random_gaps
-from datasets.mel_dataset import MaskedMelCrops, OffsetSampler
+from datasets.mel_dataset import MaskedMelCrops
+from training.distributed import StepSampler, World
 from training.config import MaskConfig
 from training.trainer import VAL_SEED_SALT
 
@@ -119,6 +120,12 @@ def test_validation_masks_identical_across_instances():
     assert not torch.equal(first_masks, torch.stack([train[i]["mask"] for i in range(16)]))
 
 
-def test_offset_sampler_resumes_mid_stream():
-    assert list(OffsetSampler(6, 10)) == [6, 7, 8, 9] and len(OffsetSampler(6, 10)) == 4
-    assert list(OffsetSampler(10, 10)) == [] and len(OffsetSampler(12, 10)) == 0
+def test_step_sampler_resumes_mid_stream():
+    assert list(StepSampler(3, 5, 2)) == [6, 7, 8, 9] and len(StepSampler(3, 5, 2)) == 4
+    assert list(StepSampler(5, 5, 2)) == [] and len(StepSampler(6, 5, 2)) == 0
+
+
+def test_step_sampler_ranks_split_each_global_batch():
+    ranks = [list(StepSampler(1, 3, 4, World(r, 2))) for r in (0, 1)]
+    assert ranks == [[4, 5, 8, 9], [6, 7, 10, 11]]
+    assert sorted(ranks[0] + ranks[1]) == list(StepSampler(1, 3, 4))

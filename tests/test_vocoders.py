@@ -32,8 +32,10 @@ def gapped_window(start: int = 2600, end: int = 3400, seed: int = 0):
     return clean, context, MelSpectrogram(TINY)(clean), known
 
 
-def tiny_vocoder(method: str, mel_inverse: str = "pinv", n_iter: int = 3):
-    cfg = Config(audio=TINY, vocoder=VocoderConfig(method=method, mel_inverse=mel_inverse, n_iter=n_iter))
+def tiny_vocoder(method: str, mel_inverse: str = "pinv", n_iter: int = 3, nets: dict | None = None):
+    """The vocoder ``method`` on the tiny audio; a learned one gets its net from ``nets``."""
+    cfg = Config(audio=TINY, vocoder=VocoderConfig(method=method, mel_inverse=mel_inverse, n_iter=n_iter,
+                                                   checkpoint=(nets or {}).get(method, "")))
     return build_vocoder(cfg)
 
 
@@ -41,9 +43,9 @@ def tiny_vocoder(method: str, mel_inverse: str = "pinv", n_iter: int = 3):
 
 @pytest.mark.parametrize("mel_inverse", sorted(MEL_INVERSES))
 @pytest.mark.parametrize("method", sorted(VOCODERS))
-def test_every_method_runs_on_a_tiny_input(method, mel_inverse):
+def test_every_method_runs_on_a_tiny_input(method, mel_inverse, vocoder_nets):
     _, context, mel, known = gapped_window()
-    vocoder = tiny_vocoder(method, mel_inverse)
+    vocoder = tiny_vocoder(method, mel_inverse, nets=vocoder_nets)
     for args in ((mel, context, known), (mel,)):          # with a context, and without (train-time logging)
         out = vocoder(*args)
         assert out.shape == (N,) and out.dtype == torch.float32
@@ -51,20 +53,20 @@ def test_every_method_runs_on_a_tiny_input(method, mel_inverse):
 
 
 @pytest.mark.parametrize("method", sorted(VOCODERS))
-def test_output_is_at_the_model_rate(method):
+def test_output_is_at_the_model_rate(method, vocoder_nets):
     """A steady 1 kHz tone comes back near 1 kHz (the Mel band there is ~150 Hz wide); at a wrong
     rate it would land at 1000 x 16000 / rate, e.g. 726 Hz for 22,050."""
     t = np.arange(N) / TINY.sample_rate
     wave = torch.from_numpy((0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
-    out = tiny_vocoder(method, n_iter=8)(MelSpectrogram(TINY)(wave)).numpy()
+    out = tiny_vocoder(method, n_iter=8, nets=vocoder_nets)(MelSpectrogram(TINY)(wave)).numpy()
     spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
     assert np.fft.rfftfreq(len(out), 1 / TINY.sample_rate)[np.argmax(spectrum)] == pytest.approx(1000, abs=100)
 
 
 @pytest.mark.parametrize("method", sorted(VOCODERS))
-def test_vocoding_is_seeded(method):
+def test_vocoding_is_seeded(method, vocoder_nets):
     _, context, mel, known = gapped_window()
-    vocoder = tiny_vocoder(method)
+    vocoder = tiny_vocoder(method, nets=vocoder_nets)
     assert torch.equal(vocoder(mel, context, known), vocoder(mel, context, known))
     # without context every frame starts from random phase, drawn from the seed
     assert torch.equal(vocoder(mel), vocoder(mel))
@@ -236,15 +238,18 @@ def test_evaluate_script_takes_vocoder_methods(tmp_path, ljspeech_dir):
 
 # --------------------------------------------------------------------------- benchmark
 
-def test_vocoder_benchmark_runs_on_a_tiny_corpus(tiny_cfg, tmp_path):
+def test_vocoder_benchmark_runs_on_a_tiny_corpus(tiny_cfg, tmp_path, vocoder_nets):
     from conftest import write_clip
     from training.vocoder_benchmark import REFERENCE, run_benchmark
     files = [write_clip(tmp_path / "clips" / f"{i}.wav", 1.2, sr=16000, seed=i) for i in range(2)]
     lines = []
-    table = run_benchmark(files, 1, tiny_cfg, sorted(VOCODERS), ["pinv"], [2], 50.0, 2, seed=0, log=lines.append)
+    table = run_benchmark(files, 1, tiny_cfg, sorted(VOCODERS), ["pinv"], [2], 50.0, 2, seed=0, log=lines.append,
+                          nets=vocoder_nets)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "@2" not in line]
-    assert [r.split(" | ")[0][2:] for r in rows[:3]] == [*sorted(VOCODERS), REFERENCE]
-    assert "1 clips, 2 gaps of 50 ms" in table and len(lines) == 3
+    n = len(VOCODERS)
+    assert [r.split(" | ")[0][2:] for r in rows[:n + 1]] == [*sorted(VOCODERS), REFERENCE]
+    assert [r.split(" | ")[0][2:] for r in rows[n + 1:]] == ["Mel inverse", "pinv", "melspec2spec"]
+    assert "1 clips, 2 gaps of 50 ms" in table and len(lines) == n + 1
 
 
 def test_benchmark_script_skips_without_data(tmp_path):

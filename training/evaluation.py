@@ -8,7 +8,6 @@ every metric compares the filled waveform with the original (see processors.metr
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import zlib
@@ -29,7 +28,7 @@ from processors.lpc import lpc_fill
 from processors.mel import MelSpectrogram
 from processors.metrics import (EVAL_RATE, centre_frames, log_spectral_distance, mel_mse, mel_snr_db,
                                 pesq_wb, stoi_scores)
-from processors.vocoders import VOCODERS, build_vocoder
+from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +128,15 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
 VOCODED_BASELINES = ("linear", "oracle")
 
 
-def with_vocoder(cfg, method: str):
-    """A copy of ``cfg`` whose vocoder.method is ``method``."""
-    return dataclasses.replace(cfg, vocoder=dataclasses.replace(cfg.vocoder, method=method))
-
-
 def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str],
-                  vocoders: list[str] | None = None) -> list[System]:
+                  vocoders: list[str] | None = None, nets: dict[str, str] | None = None) -> list[System]:
     """Systems for ``(name, model, its config)`` checkpoints plus the named baselines (built for ``cfg``).
 
     Every config must share ``cfg``'s audio, vocoder and splice settings: one table
     compares fillers, not vocoders. ``vocoders`` overrides vocoder.method; with several
     methods every Mel system (checkpoints, linear, oracle) gets one row per method,
-    named ``system@method``, so vocoder and inpainter quality read separately.
+    named ``system@method``, so vocoder and inpainter quality read separately. ``nets``
+    gives the learned vocoders their trained nets (``{method: checkpoint}``).
     UserError for differing settings, an unknown baseline or vocoder.
     """
     for name, _, c in models:
@@ -154,7 +149,7 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise UserError(f"unknown baseline {unknown[0]!r} (known: {', '.join(sorted(BASELINES))})")
-    methods = list(dict.fromkeys(vocoders or [cfg.vocoder.method]))
+    methods = list(dict.fromkeys(vocoders or ([*nets] if nets else [cfg.vocoder.method])))
     unknown = [m for m in methods if m not in VOCODERS]
     if unknown:
         raise UserError(f"--vocoder {unknown[0]!r}: unknown vocoder method (known: {', '.join(sorted(VOCODERS))})")
@@ -162,10 +157,10 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
     systems = []
     for method in methods:
         tag = f"@{method}" if len(methods) > 1 else ""
-        mcfg = with_vocoder(cfg, method)
+        mcfg = with_vocoder(cfg, method, nets)
         vocoder = build_vocoder(mcfg)
         for name, model, c in models:
-            c = with_vocoder(c, method)
+            c = with_vocoder(c, method, nets)
             systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder)))
         systems += [System(b + (tag if b in VOCODED_BASELINES else ""), mcfg, BASELINES[b](mcfg, mel_fn, vocoder))
                     for b in baselines if b in VOCODED_BASELINES or method == methods[0]]

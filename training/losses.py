@@ -116,6 +116,25 @@ def build_perceptual(cfg, device) -> PerceptualLoss:
     return PerceptualLoss(net.requires_grad_(False).eval().to(device), p.layers, p.distance)
 
 
+@loss_builder("compressed")
+def build_compressed(cfg, device, exponent: float = 0.3) -> Callable[..., torch.Tensor]:
+    """MSE over masked bins between power-law compressed Mel amplitudes, ``amplitude ** 0.3``.
+
+    Why: on the normalised log scale an error near the -100 dB floor costs as much as one
+    in a formant, though only the loud parts are heard; compressed amplitude weights bins
+    roughly as loudness does (the power-law compression speech-enhancement losses use, and
+    close to the loudness model inside PESQ), so the fill spends its accuracy where it is audible.
+    """
+    a = cfg.audio
+    span_db = a.max_db - a.min_db
+
+    def compressed(pred, target, mask):
+        # amplitude ** c from the normalised value v: 10 ** (c * (v * span + min_db) / 20)
+        lift = lambda v: torch.pow(10.0, exponent * (v.clamp(min=0.0) * span_db + a.min_db) / 20.0)
+        return _masked_mean((lift(pred) - lift(target)) ** 2, mask)
+    return compressed
+
+
 def build_losses(cfg, device="cpu") -> dict[str, Callable[..., torch.Tensor]]:
     """``{name: fn(pred, target, mask)}`` for every weighted term the config names
     (terms a model computes itself are left out) and ``mse``, which picks ``best.pt``."""

@@ -10,31 +10,38 @@ say what differs. ``training_batch`` may rewrite a batch (an MAE's random patch 
 ``warm_start`` loads initial weights, ``param_groups`` gives each group its own AdamW
 and schedule (a GAN's generator and discriminator), ``model_terms`` adds weighted terms
 to the main loss and ``aux_losses`` gives the other groups theirs.
+
+Under ``torchrun`` (training.distributed) the inpainter runs inside DistributedDataParallel,
+each process takes its slice of every global batch, and rank 0 alone logs, validates and
+writes checkpoints.
 """
 from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets.mel_cache import MelCache
-from datasets.mel_dataset import MaskedMelCrops, OffsetSampler, build_splits, compute_mels
+from datasets.mel_dataset import MaskedMelCrops, build_splits, compute_mels
 from models import build_model
 from models.classical import linear_interpolation
 from processors.errors import UserError
 from processors.vocoders import build_vocoder
-from processors.atomic import write_text_atomic
 from training.checkpoint import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                  weights_mismatch)
 from training.config import Config, save_config
+from training.distributed import StepSampler, average_gradients, init_world, local_device, mean_over_ranks
 from training.figures import mel_figure
+from training.loss_log import truncate_log
 from training.losses import LOSSES, build_losses, total_loss
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,8 @@ class Trainer:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.seed)
         self.device = pick_device(cfg.train.device)
+        self.world = init_world(self.device, cfg.train.batch_size)
+        self.device = local_device(self.device, self.world)
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
             raise UserError(f"train.amp='fp16' needs a CUDA device, not {self.device}; use 'bf16' or 'off'")
         self.ckpt_dir = Path(cfg.train.checkpoints_dir) / cfg.run_name
@@ -93,12 +102,19 @@ class Trainer:
         # fp16 needs loss scaling (its small gradients underflow); bf16 has float32's range
         self.scalers = {g: torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16") for g in self.optimizers}
         self.losses = build_losses(cfg, self.device)     # the perceptual loss loads its feature net here
+        self.vocoder = build_vocoder(cfg)                # for audio logs; a learned one without its net fails now
         self.step, self.best = 0, float("inf")
         # a checkpoint that does not fit and an unusable output folder fail now, not after the Mels
         if resume is not None:
             self._restore(resume)
         else:
             self.model.warm_start(cfg)                   # e.g. fine-tuning from a pre-trained MAE
+        # DDP averages the inpainter's gradients over the processes (and starts every
+        # process from rank 0's weights); other groups average theirs in _update
+        self.net = self.model
+        if self.world.distributed:
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         for folder, key in ((self.ckpt_dir, "train.checkpoints_dir"), (self.run_dir, "train.runs_dir")):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -126,6 +142,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "aux_optimizers": {g: {"optimizer": o.state_dict(), "scheduler": self.schedulers[g].state_dict()}
                                    for g, o in self.optimizers.items() if g != "model"},
+                "scalers": {g: s.state_dict() for g, s in self.scalers.items()},
                 "step": self.step, "best": self.best, "rng": rng_state()}
 
     def _restore(self, state: dict) -> None:
@@ -141,6 +158,9 @@ class Trainer:
                 aux = state.get("aux_optimizers", {})[group]
                 self.optimizers[group].load_state_dict(aux["optimizer"])
                 self.schedulers[group].load_state_dict(aux["scheduler"])
+            for group, scaler_state in state.get("scalers", {}).items():   # fp16's loss scale
+                if scaler_state:            # empty when saved with fp16 off: start from the default scale
+                    self.scalers[group].load_state_dict(scaler_state)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointMismatch(f"checkpoint does not match the model of this config: "
                                      f"{str(exc).splitlines()[0]}") from exc
@@ -156,7 +176,8 @@ class Trainer:
         cfg = self.cfg
         b = cfg.train.batch_size
         data = MaskedMelCrops(self.train_mels, cfg.data.crop_frames, cfg.data.mask, cfg.seed, cfg.train.max_steps * b)
-        return DataLoader(data, batch_size=b, sampler=OffsetSampler(self.step * b, cfg.train.max_steps * b),
+        return DataLoader(data, batch_size=b // self.world.size,
+                          sampler=StepSampler(self.step, cfg.train.max_steps, b, self.world),
                           num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
                           persistent_workers=cfg.data.num_workers > 0,
                           # its own generator: the loader's base-seed draw must not shift the
@@ -168,54 +189,67 @@ class Trainer:
         self.stop_requested = True
 
     def fit(self) -> dict:
-        cfg, t = self.cfg, self.cfg.train
-        save_config(cfg, self.ckpt_dir / "config.yaml")
-        save_config(cfg, self.run_dir / "config.yaml")
-        writer = SummaryWriter(str(self.run_dir))
-        loss_log = self.run_dir / "losses.csv"
-        _truncate_log(loss_log, self.step)
+        cfg, t, main = self.cfg, self.cfg.train, self.world.main
+        if main:
+            save_config(cfg, self.ckpt_dir / "config.yaml")
+            save_config(cfg, self.run_dir / "config.yaml")
+            truncate_log(self.run_dir / "losses.csv", self.step)
+        writer = SummaryWriter(str(self.run_dir)) if main else None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        log.info("run %s: %s on %s, files train/val/test = %s", cfg.run_name, cfg.model.name, self.device,
-                 self.split_counts)
-        self.model.train()
-        bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.run_name, unit="step", dynamic_ncols=True)
+        if main:
+            log.info("run %s: %s on %s x %d, files train/val/test = %s", cfg.run_name, cfg.model.name,
+                     self.device, self.world.size, self.split_counts)
+        self.net.train()
+        bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.run_name, unit="step", dynamic_ncols=True,
+                   disable=not main)
         last_val: dict = {}
         start = time.time()
+        # line-buffered: tail -f shows each step; only rank 0 writes it
+        loss_log = self.run_dir / "losses.csv" if main else os.devnull
         try:
-            with open(loss_log, "a", buffering=1) as losses_file:   # line-buffered: tail -f shows each step
+            with open(loss_log, "a", buffering=1) as losses_file:
                 for batch in self._train_loader():
-                    loss, terms = self._train_step(batch)
+                    loss, terms, stop = self._synced(*self._train_step(batch))
                     self.step += 1
                     losses_file.write(f"{self.step},{loss:.8g}\n")
                     bar.update(1)
-                    if self.step % t.log_every == 0 or self.step == t.max_steps:
+                    if writer and (self.step % t.log_every == 0 or self.step == t.max_steps):
                         writer.add_scalar("train/loss", loss, self.step)
                         for name, value in terms.items():
                             writer.add_scalar(f"train/loss_{name}", value, self.step)
                         writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                         bar.set_postfix(loss=f"{loss:.4f}")
-                    if self.step % t.val_every == 0 or self.step == t.max_steps:
+                    if main and (self.step % t.val_every == 0 or self.step == t.max_steps):
                         last_val = self.validate(writer)
-                    if self.step % t.ckpt_every == 0 or self.step == t.max_steps or self.stop_requested:
+                    if main and (self.step % t.ckpt_every == 0 or self.step == t.max_steps or stop):
                         losses_file.flush()
                         self.save("last.pt")
-                    if self.stop_requested:
-                        log.warning("stopped at step %d of %d: continue with --resume %s",
-                                    self.step, t.max_steps, self.ckpt_dir / "last.pt")
+                    if stop:
+                        if main:
+                            log.warning("stopped at step %d of %d: continue with --resume %s",
+                                        self.step, t.max_steps, self.ckpt_dir / "last.pt")
                         break
         finally:
             bar.close()
-            writer.close()
+            if writer:
+                writer.close()
             for s, handler in old.items():
                 signal.signal(s, handler)
         return {"step": self.step, "best_val_mse": self.best, "seconds": time.time() - start, **last_val}
+
+    def _synced(self, loss: float, terms: dict) -> tuple[float, dict, bool]:
+        """The step's loss and terms averaged over the processes, and whether any of them was
+        asked to stop (all must stop at the same step: the next one would wait forever)."""
+        values = torch.tensor([loss, *terms.values(), float(self.stop_requested)], dtype=torch.float64)
+        values = mean_over_ranks(values.to(self.device), self.world).cpu().tolist()
+        return values[0], dict(zip(terms, values[1:-1])), values[-1] > 0
 
     def _train_step(self, batch) -> tuple[float, dict]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         batch = self.model.training_batch(batch)          # e.g. an MAE's own random patch mask
         masked, target, mask = batch["masked"], batch["target"], batch["mask"]
         with self._autocast():
-            pred = self.model(masked, mask).float()     # losses are summed in float32
+            pred = self.net(masked, mask).float()       # losses are summed in float32
             loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
                                      self.model.model_terms(masked, mask, pred))
         self._update("model", loss)
@@ -242,6 +276,8 @@ class Trainer:
         optimizer, scaler = self.optimizers[group], self.scalers[group]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()             # both are no-ops unless train.amp is 'fp16'
+        if group != "model":                      # DDP averaged the inpainter's gradients already
+            average_gradients([p for g in optimizer.param_groups for p in g["params"]], self.world)
         if self.cfg.train.grad_clip > 0:
             scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -286,34 +322,7 @@ class Trainer:
         fig = mel_figure([("masked input", masked.numpy()), ("prediction", pred.numpy()),
                           ("target", target.numpy())])
         writer.add_figure("val/mel", fig, self.step)
-        vocoder = build_vocoder(self.cfg)     # crops have no waveform: every frame is vocoded from random phase
         for name, mel in (("prediction", pred), ("target", target)):
-            wave = vocoder(mel.float()).clamp(-1, 1)
+            # crops have no waveform: every frame is vocoded from random phase
+            wave = self.vocoder(mel.float()).clamp(-1, 1)
             writer.add_audio(f"val/audio_{name}", wave[None], self.step, sample_rate=a.sample_rate)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep only rows up to ``step`` (a resumed run rewrites what came after its checkpoint).
-
-    A run killed mid-write may leave a partial last line; it is dropped, like any row that
-    does not read as ``step,loss``. The rewrite is atomic: a kill now loses nothing.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        return
-    text = path.read_text(errors="replace")
-    lines = text.split("\n")[:-1]          # the piece after the last newline is incomplete
-    rows = []
-    for line in lines:
-        fields = line.split(",")
-        if len(fields) == 2 and fields[0].isdigit() and 0 < int(fields[0]) <= step and _is_float(fields[1]):
-            rows.append(line)
-    write_text_atomic(path, "".join(r + "\n" for r in rows))
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -23,7 +23,7 @@ from processors.audio_io import load_mono
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.metrics import centre_frames, log_spectral_distance, pesq_wb
-from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft
+from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft, with_vocoder
 
 REFERENCE = "librosa mel_to_audio"
 
@@ -69,14 +69,16 @@ class Timed:
         return out
 
 
-def variants(cfg, methods: list[str], inverses: list[str], ablate: bool = False) -> list[Variant]:
+def variants(cfg, methods: list[str], inverses: list[str], ablate: bool = False,
+             nets: dict[str, str] | None = None) -> list[Variant]:
     """Every method x Mel inverse, then the reference; ``ablate`` adds context_griffinlim
-    with each phase init, with and without holding the known samples."""
+    with each phase init, with and without holding the known samples. ``nets``: the
+    learned vocoders' checkpoints, ``{method: path}``; melspec2spec has its own inverse."""
     out = []
     for method in methods:
-        for inv in inverses:
-            name = method + (f"/{inv}" if len(inverses) > 1 else "")
-            out.append(Variant(name, _builder(cfg, method, inv)))
+        for inv in inverses if method != "melspec2spec" else ["pinv"]:
+            name = method + (f"/{inv}" if len(inverses) > 1 and method != "melspec2spec" else "")
+            out.append(Variant(name, _builder(with_vocoder(cfg, method, nets), method, inv)))
             if ablate and method == "context_griffinlim":
                 out += [Variant(f"{name} [{init}{', hold' if hold else ''}]", _builder(cfg, method, inv, init, hold))
                         for init in PHASE_INITS for hold in (False, True)]
@@ -141,24 +143,38 @@ def run_variant(clips: list[dict], vocoder, cfg, mel_fn) -> dict:
             "cpu_ms_median": 1000 * statistics.median(timed.cpu_seconds), "gaps": len(lsd)}
 
 
-def magnitude_errors(clips: list[dict], cfg, mel_fn, inverses: list[str]) -> dict[str, dict]:
-    """Per Mel inverse: LSD (dB) of the linear magnitude it recovers from the true Mel
-    against the true |STFT|, on the gap frames (bins up to f_max, 80 dB floor), and ms per gap."""
+def magnitude_estimators(cfg, inverses: list[str], nets: dict[str, str] | None = None) -> dict[str, Callable]:
+    """``{name: fn(normalised log-Mel (n_mels, T)) -> linear magnitude (F, T)}``: each Mel
+    inverse, and the melspec2spec refiner when ``nets`` has one."""
+    a = cfg.audio
+    out = {name: (lambda m, inv=MelInverse(a, name): inv(normalised_to_amplitude(m, a.min_db, a.max_db)))
+           for name in inverses}
+    if nets and "melspec2spec" in nets:
+        out["melspec2spec"] = build_vocoder(with_vocoder(cfg, "melspec2spec", nets)).linear_magnitude
+    return out
+
+
+def magnitude_errors(clips: list[dict], cfg, mel_fn, estimators: dict[str, Callable], context: int = 32) -> dict[str, dict]:
+    """Per estimator: LSD (dB) of the linear magnitude it recovers from the true Mel against
+    the true |STFT|, on the gap frames (bins up to f_max, 80 dB floor), and ms per gap. Each
+    sees the gap's frames and ``context`` frames on each side (a refiner's convolutions use them)."""
     a = cfg.audio
     window = torch.hann_window(a.win_length)
     bins = int(a.f_max * a.n_fft / a.sample_rate) + 1
     out = {}
-    for name in inverses:
-        inverse, errors, ms = MelInverse(a, name), [], []
+    for name, estimate in estimators.items():
+        errors, ms = [], []
         for clip in clips:
             wave = torch.from_numpy(clip["wave"])
             true = stft(wave, a, window).abs()[:bins]
-            mel = normalised_to_amplitude(mel_fn(wave), a.min_db, a.max_db)
+            mel = mel_fn(wave)
             floor = true.max() ** 2 * 1e-8
             for s, e in clip["gaps"]:
                 f0, f1 = centre_frames(s, e, a.hop_length, true.shape[1])
+                w0, w1 = max(0, f0 - context), min(true.shape[1], f1 + context)
                 start = time.perf_counter()
-                est = inverse(mel[:, f0:f1])[:bins]
+                with torch.no_grad():
+                    est = estimate(mel[:, w0:w1])[:bins, f0 - w0:f1 - w0]
                 ms.append(1000 * (time.perf_counter() - start))
                 d = 10 * torch.log10((true[:, f0:f1] ** 2).clamp(min=floor)) - 10 * torch.log10((est ** 2).clamp(min=floor))
                 errors.append(d.pow(2).mean(0).sqrt().mean().item())
@@ -182,25 +198,25 @@ def markdown_table(results: dict[tuple[str, int], dict], iters: list[int]) -> st
 
 
 def run_benchmark(files, count, cfg, methods, inverses, iters, gap_ms, gaps_per_clip, seed, ablate=False,
-                  log=print) -> str:
+                  log=print, nets: dict[str, str] | None = None) -> str:
     """The whole benchmark on ``count`` of ``files`` as markdown (tables of vocoders and of Mel inverses)."""
     mel_fn = MelSpectrogram(cfg.audio)
     clips = prepare_clips(files, count, cfg, gap_ms, gaps_per_clip, seed)
     if not clips:
         return ""
     results = {}
-    for variant in variants(cfg, methods, inverses, ablate):
+    for variant in variants(cfg, methods, inverses, ablate, nets):
         for n in iters:
             results[(variant.name, n)] = r = run_variant(clips, variant.build(n), cfg, mel_fn)
             log(f"{variant.name} @{n}: LSD {r['lsd_db']:.2f} dB, PESQ {r['pesq_wb']:.2f}, "
                 f"{r['ms_median']:.1f} ms/gap ({r['cpu_ms_median']:.1f} CPU ms)")
-    mags = magnitude_errors(clips, cfg, mel_fn, inverses)
+    mags = magnitude_errors(clips, cfg, mel_fn, magnitude_estimators(cfg, inverses, nets))
     n_gaps = sum(len(c["gaps"]) for c in clips)
     lines = [f"{len(clips)} clips, {n_gaps} gaps of {gap_ms:g} ms, oracle Mel (true Mel of each window); "
              "LSD: mean over gaps; PESQ-WB: mean over clips; ms/gap and CPU ms: median wall-clock and "
              "process CPU time of the vocoder call per gap.", "",
              markdown_table(results, iters), "",
              "Mel -> linear magnitude on the gap frames (true Mel in, true |STFT| as reference):", "",
-             "| Mel inverse | magnitude LSD dB | ms/gap |", "|---|---:|---:|"]
+             "| Mel inverse | magnitude LSD dB | ms/gap (its window) |", "|---|---:|---:|"]
     lines += [f"| {k} | {v['mag_lsd_db']:.2f} | {v['ms_median']:.1f} |" for k, v in mags.items()]
     return "\n".join(lines)

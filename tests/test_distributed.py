@@ -1,0 +1,57 @@
+"""Multi-process training under torchrun, with gloo on the CPU: the same run as one process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, make_tiny_cfg, run_script, write_ljspeech
+from processors.errors import UserError
+from training.checkpoint import load_checkpoint
+from training.config import save_config
+from training.distributed import init_world
+
+
+def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           str(ROOT / "scripts" / "train.py"), *map(str, args)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_two_processes_follow_the_single_process_trajectory_through_a_resume(tmp_path):
+    # Gaps of one fixed length: every item has as many masked bins, so the mean of the two
+    # processes' masked means is the global batch's (with gaps of random length it is close).
+    data = write_ljspeech(tmp_path / "LJSpeech-1.1", n_clips=6)
+    cfg = make_tiny_cfg(data, tmp_path, "data.mask.mode=fixed", "data.mask.gap_frames=6", "train.batch_size=4",
+                        "train.schedule=constant", "train.max_steps=6", "train.ckpt_every=3")
+    config = tmp_path / "tiny.yaml"
+    save_config(cfg, config)
+
+    one = run_script("train.py", "--config", config, "--set", "run_name=one", timeout=240)
+    assert one.returncode == 0, one.stderr
+    first = torchrun(2, "--config", config, "--set", "run_name=two", "--set", "train.max_steps=3")
+    assert first.returncode == 0, first.stderr
+    resumed = torchrun(2, "--resume", tmp_path / "checkpoints" / "two" / "last.pt", "--set", "train.max_steps=6")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.count("step=6") == 1          # only rank 0 reports
+
+    single = np.loadtxt(tmp_path / "runs" / "one" / "losses.csv", delimiter=",")
+    double = np.loadtxt(tmp_path / "runs" / "two" / "losses.csv", delimiter=",")
+    assert double[:, 0].tolist() == [1, 2, 3, 4, 5, 6]   # each step once: rank 1 writes nothing
+    np.testing.assert_allclose(double[:, 1], single[:, 1], rtol=1e-4)
+    a = load_checkpoint(tmp_path / "checkpoints" / "one" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "checkpoints" / "two" / "last.pt")["model"]
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-6)
+
+
+def test_global_batch_must_split_over_the_processes(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError, match="train.batch_size: the global batch of 3 does not split over 2"):
+        init_world(torch.device("cpu"), 3)

@@ -1,0 +1,99 @@
+"""Config checks: every impossible value is a one-line UserError that names its key and file.
+
+Checks that need a registry (models, datasets, losses, vocoders) look it up by name, so a
+newly registered component is accepted without a change here.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from processors.errors import UserError
+
+if TYPE_CHECKING:
+    from training.config import Config
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{where}: {message}")
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Reject impossible values with a message naming the key."""
+    from models.registry import MODELS, validate_model_config   # late: models import torch
+    from datasets.sources import SOURCES
+    from processors.mel import MEL_INVERSES
+    from models.vocoder_nets import validate_vocoder_params
+    from processors.vocoders import VOCODERS
+    from training.losses import LOSS_BUILDERS, LOSSES
+
+    a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
+    _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
+    _check(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
+    _check(0 < a.win_length <= a.n_fft, f"{where}: audio.win_length", f"must be in 1..n_fft ({a.n_fft})")
+    _check(0 < a.hop_length <= a.win_length, f"{where}: audio.hop_length", "must be in 1..win_length")
+    _check(0 <= a.f_min < a.f_max <= a.sample_rate / 2, f"{where}: audio.f_max",
+           f"need 0 <= f_min < f_max <= sample_rate/2 ({a.sample_rate / 2:g}), got {a.f_min:g}..{a.f_max:g}")
+    _check(0 < a.n_mels <= a.n_fft // 2 + 1, f"{where}: audio.n_mels",
+           f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
+    _check(a.mel_scale in ("slaney", "htk"), f"{where}: audio.mel_scale", f"must be 'slaney' or 'htk', got {a.mel_scale!r}")
+    _check(a.mel_norm in ("slaney", "none"), f"{where}: audio.mel_norm", f"must be 'slaney' or 'none', got {a.mel_norm!r}")
+    _check(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
+
+    _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
+    _check(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
+    _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
+    _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
+           f"{where}: data.val_fraction", "val_fraction + test_fraction must be in [0, 1)")
+    _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
+    _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
+    _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
+    _check(m.mode in ("random", "fixed"), f"{where}: data.mask.mode", f"must be 'random' or 'fixed', got {m.mode!r}")
+    usable = d.crop_frames - 2 * m.margin_frames
+    _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
+    _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
+    if m.mode == "random":
+        _check(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
+               "need 0 < min_fraction <= max_fraction < 1")
+        _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
+               f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
+    else:
+        _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
+               f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
+
+    _check(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
+    _check(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
+    _check(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
+    _check(t.schedule in ("constant", "cosine"), f"{where}: train.schedule", f"must be 'constant' or 'cosine', got {t.schedule!r}")
+    _check(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
+    _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
+    _check(t.amp in ("off", "bf16", "fp16"), f"{where}: train.amp", f"must be 'off', 'bf16' or 'fp16', got {t.amp!r}")
+    _check(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
+           f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
+    _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
+
+    v = cfg.vocoder
+    _check(v.method in VOCODERS, f"{where}: vocoder.method",
+           f"unknown vocoder {v.method!r} (known: {', '.join(sorted(VOCODERS))})")
+    _check(v.mel_inverse in MEL_INVERSES, f"{where}: vocoder.mel_inverse",
+           f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+    _check(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
+    _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
+    v.params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
+    _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
+    _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+
+    cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
+    known = set(LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
+    for name, w in cfg.loss.weights.items():
+        _check(name in known, f"{where}: loss.weights.{name}",
+               f"unknown loss for model {cfg.model.name!r} (known: {', '.join(sorted(known))})")
+        _check(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
+    _check(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
+    p = cfg.loss.perceptual
+    _check(cfg.loss.weights.get("perceptual", 0) == 0 or p.checkpoint != "", f"{where}: loss.weights.perceptual",
+           "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
+    _check(p.distance in ("l1", "mse"), f"{where}: loss.perceptual.distance", f"must be 'l1' or 'mse', got {p.distance!r}")
+    _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
+           f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
