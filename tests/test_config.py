@@ -128,7 +128,7 @@ def test_override_with_unknown_key_is_rejected():
     (["train.schedule=step"], "train.schedule"),
     (["data.dataset=timit"], "data.dataset"),
     (["loss.weights.perceptual=1"], "loss.weights.perceptual"),
-    (["loss.weights.mse=0", "loss.weights.l1=0", "loss.weights.boundary=0"], "loss.weights"),
+    (["loss.weights.mse=0", "loss.weights.l1=0", "loss.weights.boundary=0", "loss.weights.compressed=0"], "loss.weights"),
     (["vocoder.method=hifigan"], "vocoder.method"),
 ])
 def test_impossible_values_name_the_key(overrides, key):

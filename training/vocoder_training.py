@@ -87,10 +87,11 @@ def floored_log(magnitude_log: torch.Tensor, peak_log: torch.Tensor) -> torch.Te
 
 
 def refiner_loss(net, feats: dict, generator: torch.Generator) -> torch.Tensor:
-    """L1 between the refined and the true log magnitude, both floored 80 dB below the peak."""
+    """Squared error between the refined and the true log magnitude, both floored 80 dB below
+    the peak: the square, because the log-spectral distance it should lower is an RMS."""
     truth = torch.log(feats["spec"].abs() + LOG_FLOOR)
     peak = truth.amax(dim=(-2, -1), keepdim=True)
-    return (floored_log(net(feats["mel"], feats["magnitude"]), peak) - floored_log(truth, peak)).abs().mean()
+    return (floored_log(net(feats["mel"], feats["magnitude"]), peak) - floored_log(truth, peak)).pow(2).mean()
 
 
 def degli_loss(net, feats: dict, generator: torch.Generator, snr_db=(-6.0, 12.0)) -> torch.Tensor:
