@@ -43,7 +43,7 @@ bench-vocoder: $(STAMP)
 	    $(VOCODER_SPLIT) --set train.max_steps=$(VOCODER_STEPS) --set train.num_threads=2
 	$(PY) scripts/train_vocoder.py --config configs/degli_ljspeech.yaml --set run_name=degli_bench \
 	    $(VOCODER_SPLIT) --set train.max_steps=$(VOCODER_STEPS) --set train.num_threads=2
-	$(PY) scripts/benchmark_vocoder.py --data $(SHARED)/LJSpeech-mini --split test --set data.test_fraction=0.3 \
+	$(PY) scripts/benchmark_vocoder.py --data $(SHARED)/LJSpeech-mini --split test $(VOCODER_SPLIT) \
 	    --mel-inverse lstsq pinv nnls --iters 8 25 32 100 \
 	    --vocoder-checkpoint checkpoints/melspec2spec_bench/best.pt checkpoints/degli_bench/best.pt
 
