@@ -116,13 +116,14 @@ def validate_vocoder_params(method: str, params: dict, where: str) -> dict:
     return dataclasses.asdict(from_dict(VOCODER_NETS[method][1], params, where))
 
 
-def load_vocoder_net(method: str, path: str, audio) -> nn.Module:
-    """The trained net of ``method`` from a ``scripts/train_vocoder.py`` checkpoint, in eval mode.
+def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
+    """The trained net of ``method`` from a ``scripts/train_vocoder.py`` checkpoint, in eval
+    mode, and the ``vocoder`` section it was trained with (its Mel inverse, its params).
 
     UserError when the file is missing or unreadable, holds another method's net, or was
     trained for other audio settings (its Mels would not be this model's Mels).
     """
-    from training.checkpoint import load_checkpoint
+    from training.checkpoint import config_changes, load_checkpoint
     if not path:
         raise UserError(f"vocoder.checkpoint: the {method!r} vocoder needs a trained net; train one with "
                         f"python scripts/train_vocoder.py --config configs/{method}_ljspeech.yaml")
@@ -130,18 +131,15 @@ def load_vocoder_net(method: str, path: str, audio) -> nn.Module:
     trained = state["config"].get("vocoder", {})
     if trained.get("method") != method:
         raise UserError(f"vocoder.checkpoint {path}: holds a {trained.get('method')!r} net, not {method!r}")
-    own = dataclasses.asdict(audio)
-    differ = [k for k in own if state["config"].get("audio", {}).get(k) != own[k]]
-    if differ:
-        k = differ[0]
-        raise UserError(f"vocoder.checkpoint {path}: trained for audio.{k}={state['config']['audio'].get(k)!r}, "
-                        f"this model uses {own[k]!r}")
+    changes = config_changes(state["config"].get("audio", {}), dataclasses.asdict(audio), "audio.")
+    if changes:
+        raise UserError(f"vocoder.checkpoint {path}: trained for other audio settings ({changes[0]})")
     net = build_vocoder_net(method, trained.get("params", {}), audio)
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise UserError(f"vocoder.checkpoint {path}: cannot load its weights ({str(exc).splitlines()[0]})") from exc
-    return net.eval()
+    return net.eval(), trained
 
 
 def vocoder_checkpoints(paths: list[str] | None) -> dict[str, str]:

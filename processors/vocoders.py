@@ -65,8 +65,9 @@ def _context_griffinlim(audio, v) -> nn.Module:
 def _melspec2spec(audio, v) -> nn.Module:
     """context_griffinlim on the magnitude of a trained :class:`models.vocoder_nets.MagnitudeRefiner`."""
     from models.vocoder_nets import load_vocoder_net
-    return ContextGriffinLim(audio, v.n_iter, v.momentum, "pinv",
-                             refiner=load_vocoder_net("melspec2spec", v.checkpoint, audio))
+    refiner, trained = load_vocoder_net("melspec2spec", v.checkpoint, audio)
+    # the net corrects the inverse it was trained on, whatever vocoder.mel_inverse says
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, trained["mel_inverse"], refiner=refiner)
 
 
 @vocoder("degli")
@@ -74,7 +75,7 @@ def _degli(audio, v) -> nn.Module:
     """context_griffinlim whose iterations are Deep Griffin-Lim's (a trained denoiser in each)."""
     from models.vocoder_nets import load_vocoder_net
     return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse,
-                             denoiser=load_vocoder_net("degli", v.checkpoint, audio))
+                             denoiser=load_vocoder_net("degli", v.checkpoint, audio)[0])
 
 
 # --------------------------------------------------------------------------- pure functions

@@ -24,9 +24,10 @@ def main(args) -> int:
 
     import torch
 
+    from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
     from processors.errors import UserError
-    from training.config import load_config
     from processors.vocoders import VOCODERS
+    from training.config import load_config
     from training.evaluation import evaluation_files
     from training.vocoder_benchmark import run_benchmark
 
@@ -38,7 +39,6 @@ def main(args) -> int:
         raise UserError("--files, --gaps-per-clip and --iters must be >= 1")
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.set)
-    from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     # by default every classical method and every learned one whose net is given
     methods = args.methods or [m for m in sorted(VOCODERS) if m not in VOCODER_NETS or m in nets]

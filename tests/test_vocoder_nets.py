@@ -55,8 +55,8 @@ def test_training_lowers_the_validation_loss(method, tmp_path, ljspeech_dir):
                         "train.max_steps=150", "train.val_every=50", "train.lr=1e-2", "train.batch_size=4")
     summary = train_vocoder_net(cfg)
     assert summary["val_loss_best"] < 0.95 * summary["val_loss_start"]
-    net = load_vocoder_net(method, summary["checkpoint"], cfg.audio)
-    assert not net.training
+    net, trained = load_vocoder_net(method, summary["checkpoint"], cfg.audio)
+    assert not net.training and trained["method"] == method
     with pytest.raises(UserError, match="already holds a run"):
         train_vocoder_net(cfg)
 
@@ -66,7 +66,7 @@ def test_load_errors_say_what_is_wrong(vocoder_nets, tmp_path):
         load_vocoder_net("degli", "", TINY)
     with pytest.raises(UserError, match="holds a 'melspec2spec' net, not 'degli'"):
         load_vocoder_net("degli", vocoder_nets["melspec2spec"], TINY)
-    with pytest.raises(UserError, match="trained for audio.sample_rate=16000, this model uses 22050"):
+    with pytest.raises(UserError, match="trained for other audio settings .audio.sample_rate: 16000 -> 22050"):
         load_vocoder_net("degli", vocoder_nets["degli"], dataclasses.replace(TINY, sample_rate=22050))
     with pytest.raises(UserError, match="checkpoint not found"):
         load_vocoder_net("degli", str(tmp_path / "absent.pt"), TINY)

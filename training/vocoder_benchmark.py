@@ -76,8 +76,9 @@ def variants(cfg, methods: list[str], inverses: list[str], ablate: bool = False,
     learned vocoders' checkpoints, ``{method: path}``; melspec2spec has its own inverse."""
     out = []
     for method in methods:
-        for inv in inverses if method != "melspec2spec" else ["pinv"]:
-            name = method + (f"/{inv}" if len(inverses) > 1 and method != "melspec2spec" else "")
+        own_inverse = method == "melspec2spec"      # its net refines the inverse it was trained on
+        for inv in inverses[:1] if own_inverse else inverses:
+            name = method + (f"/{inv}" if len(inverses) > 1 and not own_inverse else "")
             out.append(Variant(name, _builder(with_vocoder(cfg, method, nets), method, inv)))
             if ablate and method == "context_griffinlim":
                 out += [Variant(f"{name} [{init}{', hold' if hold else ''}]", _builder(cfg, method, inv, init, hold))

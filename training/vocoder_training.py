@@ -55,10 +55,11 @@ def crop_batch(waves: list[np.ndarray], n_samples: int, seed: int, first: int, c
     """Items ``first .. first + count - 1``: (count, n_samples) crops at seeded positions,
     files drawn in proportion to their length."""
     sizes = np.array([len(w) - n_samples + 1 for w in waves], dtype=np.float64)
+    weights = sizes / sizes.sum()
     out = []
     for index in range(first, first + count):
         rng = np.random.default_rng([seed, index])
-        wave = waves[int(rng.choice(len(waves), p=sizes / sizes.sum()))]
+        wave = waves[int(rng.choice(len(waves), p=weights))]
         start = int(rng.integers(0, len(wave) - n_samples + 1))
         out.append(wave[start:start + n_samples])
     return torch.from_numpy(np.stack(out).astype(np.float32))
@@ -81,12 +82,16 @@ class Features(torch.nn.Module):
         return {"spec": stft(wave, a, self.window), "mel": mel,
                 "magnitude": self.inverse(normalised_to_amplitude(mel, a.min_db, a.max_db))}
 
+    def consistent(self, spec: torch.Tensor) -> torch.Tensor:
+        """Griffin-Lim's consistency projection: istft, then stft, (B, F, T) -> (B, F, T)."""
+        return stft(istft(spec, self.audio, self.window), self.audio, self.window)
+
 
 def floored_log(magnitude_log: torch.Tensor, peak_log: torch.Tensor) -> torch.Tensor:
     return torch.maximum(magnitude_log, peak_log - FLOOR_DB / 20 * math.log(10))
 
 
-def refiner_loss(net, feats: dict, generator: torch.Generator) -> torch.Tensor:
+def refiner_loss(net, feats: dict, features: Features, generator: torch.Generator) -> torch.Tensor:
     """Squared error between the refined and the true log magnitude, both floored 80 dB below
     the peak: the square, because the log-spectral distance it should lower is an RMS."""
     truth = torch.log(feats["spec"].abs() + LOG_FLOOR)
@@ -94,7 +99,8 @@ def refiner_loss(net, feats: dict, generator: torch.Generator) -> torch.Tensor:
     return (floored_log(net(feats["mel"], feats["magnitude"]), peak) - floored_log(truth, peak)).pow(2).mean()
 
 
-def degli_loss(net, feats: dict, generator: torch.Generator, snr_db=(-6.0, 12.0)) -> torch.Tensor:
+def degli_loss(net, feats: dict, features: Features, generator: torch.Generator,
+               snr_db=(-6.0, 12.0)) -> torch.Tensor:
     """Deep Griffin-Lim's training (Masuyama et al. 2019): the true STFT plus complex noise at a
     random SNR is x; one step x -> z - net(x, y, z) should give the true STFT back. L1 of the
     complex error, relative to each crop's RMS magnitude."""
@@ -106,8 +112,7 @@ def degli_loss(net, feats: dict, generator: torch.Generator, snr_db=(-6.0, 12.0)
     noise = torch.complex(torch.randn(truth.shape, generator=generator), torch.randn(truth.shape, generator=generator))
     x = truth + sigma * noise
     y = magnitude * x / (x.abs() + 1e-16)
-    a = feats["audio"]
-    z = stft(istft(y, a, feats["window"]), a, feats["window"])
+    z = features.consistent(y)
     error = (z - net(x, y, z, magnitude) - truth).abs().mean(dim=(-2, -1), keepdim=True)
     return (error / power.sqrt().clamp(min=LOG_FLOOR)).mean()
 
@@ -134,14 +139,13 @@ def train_vocoder_net(cfg: Config) -> dict:
     val_crops = crop_batch(load_waves(splits["val"], cfg.audio.sample_rate, n_samples), n_samples,
                            cfg.seed + 1_000_003, 0, d.val_items)
 
-    def batch_features(wave):
-        with torch.no_grad():
-            return {**feats_fn(wave), "audio": cfg.audio, "window": feats_fn.window}
+    with torch.no_grad():
+        val_feats = feats_fn(val_crops)          # fixed crops: their features are computed once
 
     def validate() -> float:
         net.eval()
         with torch.no_grad():
-            loss = loss_fn(net, batch_features(val_crops), torch.Generator().manual_seed(cfg.seed)).item()
+            loss = loss_fn(net, val_feats, feats_fn, torch.Generator().manual_seed(cfg.seed)).item()
         net.train()
         return loss
 
@@ -156,8 +160,9 @@ def train_vocoder_net(cfg: Config) -> dict:
     save_checkpoint(ckpt_dir / "best.pt", state(0, best))
     with open(run_dir / "losses.csv", "w", buffering=1) as losses:
         for step in tqdm(range(1, t.max_steps + 1), desc=cfg.run_name, unit="step", dynamic_ncols=True):
-            feats = batch_features(crop_batch(train, n_samples, cfg.seed, (step - 1) * t.batch_size, t.batch_size))
-            loss = loss_fn(net, feats, generator)
+            with torch.no_grad():
+                feats = feats_fn(crop_batch(train, n_samples, cfg.seed, (step - 1) * t.batch_size, t.batch_size))
+            loss = loss_fn(net, feats, feats_fn, generator)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at step {step}; try a lower train.lr (now {t.lr})")
             optimizer.zero_grad(set_to_none=True)
