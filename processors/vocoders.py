@@ -240,9 +240,12 @@ class ContextGriffinLim(nn.Module):
         lo, hi = span
         samples = slice(lo * hop, (hi - 1) * hop)
         surely_known = ~gap_samples(known, a.n_fft, hop)[samples] if self.hold_samples else None
+        # the Mel inverses work frame by frame: invert the span alone, unless a refiner's
+        # convolutions need the frames around it
+        magnitude = (self.linear_magnitude(norm_mel)[:, lo:hi] if self.refiner is not None
+                     else self.linear_magnitude(norm_mel[:, lo:hi]))
         spec = context_griffin_lim(
-            # the whole window's magnitude, then the span: a refiner's convolutions see past its edges
-            self.linear_magnitude(norm_mel)[:, lo:hi], stft(context, a, self.window)[:, lo:hi], known[lo:hi], a,
+            magnitude, stft(context, a, self.window)[:, lo:hi], known[lo:hi], a,
             self.window, self.n_iter, self.momentum, self.init, torch.Generator().manual_seed(seed),
             None if surely_known is None else (surely_known, context[samples]), self.denoiser)
         wave = istft(spec, a, self.window)

@@ -4,7 +4,7 @@ On N GPUs (or N CPU processes): torchrun --nproc_per_node N scripts/train.py --c
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from training.cli import parser, run, summary_line
 
 
 def main(args) -> int:
@@ -35,7 +35,7 @@ def main(args) -> int:
     summary = trainer.fit()
     close_world(trainer.world)
     if trainer.world.main:
-        print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+        print(summary_line(summary))
     return 0
 
 

@@ -5,7 +5,7 @@ Then use it: --vocoder melspec2spec --vocoder-checkpoint checkpoints/melspec2spe
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from training.cli import parser, run, summary_line
 
 
 def main(args) -> int:
@@ -13,7 +13,7 @@ def main(args) -> int:
     from training.vocoder_training import train_vocoder_net
 
     summary = train_vocoder_net(load_config(args.config, args.set))
-    print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    print(summary_line(summary))
     return 0
 
 

@@ -15,6 +15,11 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def summary_line(summary: dict) -> str:
+    """A run's summary as ``key=value`` pairs on one line (floats to 5 significant digits)."""
+    return " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+
+
 def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser, argv=None) -> None:
     """Parse, run, and turn user errors into ``error: ...`` on one line with exit code 2 (1 for a file
     that cannot be read or written); ``--debug`` shows the traceback instead."""

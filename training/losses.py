@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from processors.errors import UserError
+from processors.mel import normalised_to_amplitude
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 LOSS_BUILDERS: dict[str, Callable[..., Callable[..., torch.Tensor]]] = {}   # name -> builder(cfg, device)
@@ -126,11 +127,9 @@ def build_compressed(cfg, device, exponent: float = 0.3) -> Callable[..., torch.
     close to the loudness model inside PESQ), so the fill spends its accuracy where it is audible.
     """
     a = cfg.audio
-    span_db = a.max_db - a.min_db
 
     def compressed(pred, target, mask):
-        # amplitude ** c from the normalised value v: 10 ** (c * (v * span + min_db) / 20)
-        lift = lambda v: torch.pow(10.0, exponent * (v.clamp(min=0.0) * span_db + a.min_db) / 20.0)
+        lift = lambda v: normalised_to_amplitude(v, a.min_db, a.max_db) ** exponent
         return _masked_mean((lift(pred) - lift(target)) ** 2, mask)
     return compressed
 

@@ -240,6 +240,8 @@ class Trainer:
     def _synced(self, loss: float, terms: dict) -> tuple[float, dict, bool]:
         """The step's loss and terms averaged over the processes, and whether any of them was
         asked to stop (all must stop at the same step: the next one would wait forever)."""
+        if not self.world.distributed:
+            return loss, terms, self.stop_requested
         values = torch.tensor([loss, *terms.values(), float(self.stop_requested)], dtype=torch.float64)
         values = mean_over_ranks(values.to(self.device), self.world).cpu().tolist()
         return values[0], dict(zip(terms, values[1:-1])), values[-1] > 0
