@@ -16,6 +16,10 @@ from processors.audio_io import resample, to_mono
 from processors.errors import UserError
 from processors.gaps import gap_frames, splice
 
+# samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
+# the lower rate) lets the gap's zeros reach, in units of the lower rate's samples
+RESAMPLE_REACH = 8
+
 
 @dataclass
 class GapWindow:
@@ -75,8 +79,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
                   mel_fn, vocoder) -> tuple[np.ndarray, list[dict]]:
     """Fill every gap of ``samples`` (N,) or (N, C) at rate ``sr``.
 
-    ``vocoder(pred_mel, context, known) -> wave`` (processors.vocoders) gets the window's
-    waveform at the model's rate and its frames untouched by any gap. Returns the filled
+    ``vocoder(pred_mel, context, hole) -> wave`` (processors.vocoders) gets the window's
+    waveform at the model's rate and which of its samples lie in a gap. Returns the filled
     copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
     and metrics.
@@ -86,21 +90,26 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     mono = to_mono(samples).astype(np.float32)
     a, fill = cfg.audio, cfg.data.mask.fill_value
     windows = [locate(g, len(mono), sr, cfg) for g in gaps]
+    n = (cfg.data.crop_frames - 1) * a.hop_length
+    # resampling smears a gap's zeros a few samples into its context: those are not true audio
+    smear = 0 if sr == a.sample_rate else math.ceil(RESAMPLE_REACH * max(1.0, a.sample_rate / sr))
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
         context = window_wave(mono, sr, win, cfg)
         mel = mel_fn(context)
         mask = torch.zeros_like(mel)
+        hole = torch.zeros(n, dtype=torch.bool)
         for (s2, e2), w2 in zip(gaps, windows):       # every gap inside this window is unknown
             lo = int((s2 - win.start) * a.sample_rate / sr)
             hi = math.ceil((e2 - win.start) * a.sample_rate / sr)
-            if hi > 0 and lo < (cfg.data.crop_frames - 1) * a.hop_length:
+            if hi > 0 and lo < n:
                 f0, f1 = gap_frames(lo, hi, a.hop_length, a.n_fft, cfg.data.crop_frames)
                 mask[:, f0:f1] = 1.0
+                hole[max(0, lo - smear):hi + smear] = True
         masked = mel * (1 - mask) + fill * mask
         pred = model(masked[None, None], mask[None, None])[0, 0].float()
-        # frames whose analysis window touches no gap keep their true STFT (context vocoders)
-        wave = vocoder(pred, context, mask[0] == 0).numpy()
+        # context vocoders keep the true audio around the hole and the frames clear of it
+        wave = vocoder(pred, context, hole).numpy()
         wave = resample(wave, a.sample_rate, sr)
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]

@@ -128,7 +128,7 @@ class MelToWave(nn.Module):
 
     Mel -> linear magnitude (:class:`MelInverse`), then torchaudio ``GriffinLim`` with
     momentum (fast Griffin-Lim) from a seeded random phase over the whole input. The
-    vocoder interface also passes the window's waveform and its known frames; plain
+    vocoder interface also passes the window's waveform and its hole; plain
     Griffin-Lim ignores them (``context_griffinlim`` in processors.vocoders uses them).
     """
 
@@ -146,7 +146,7 @@ class MelToWave(nn.Module):
         return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
 
     def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
-                known: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+                hole: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         # GriffinLim draws its initial phase from the global RNG: fork it so
         # vocoding is repeatable and does not disturb training's random stream.
         with torch.random.fork_rng(devices=[]):

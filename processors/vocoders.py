@@ -1,12 +1,12 @@
 """Pluggable vocoders: the normalised log-Mel of a gap's window -> the window's waveform.
 
-Every vocoder is an ``nn.Module`` called as ``vocoder(mel, context, known, seed=0) -> wave``:
+Every vocoder is an ``nn.Module`` called as ``vocoder(mel, context, hole, seed=0) -> wave``:
 
 - ``mel``: normalised log-Mel (n_mels, T), the inpainter's output for the window;
 - ``context``: the window's observed waveform (N,) at the model's rate, N = (T - 1) * hop,
   with zeros in the gaps; None when there is none (train-time audio logging);
-- ``known``: bool (T,), True for frames whose analysis window touches no gap sample
-  (``processors.gaps.gap_frames``); None means no frame is known;
+- ``hole``: bool (N,), True for the samples in a gap; every other sample of ``context``
+  is true audio. None means nothing is known;
 - returns the waveform (N,) at the model's rate; inpainting keeps only the gap's samples.
 
 ``vocoder.method`` in the config picks one of :data:`VOCODERS`; ``build_vocoder(cfg)``
@@ -131,21 +131,14 @@ def initial_phase(truth: torch.Tensor, known: torch.Tensor, init: str, hop: int,
     return torch.polar(torch.ones_like(phase), phase).to(truth.dtype)
 
 
-def gap_samples(known: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """bool ((T - 1) * hop,): the samples that may lie in a gap, given the known frames (T,).
-
-    Frames are unknown when their window touches the gap, so a run of unknown frames
-    [f0, f1) means the gap starts at or after (f0 - 1) * hop + n_fft/2 (frame f0 - 1 is
-    clear of it) and ends at or before f1 * hop - n_fft/2: every other sample is surely context.
-    """
-    frames, half = len(known), n_fft // 2
-    out = torch.zeros((frames - 1) * hop, dtype=torch.bool)
-    edges = torch.diff(torch.cat([torch.zeros(1), (~known).float(), torch.zeros(1)]))
-    for f0, f1 in zip(torch.nonzero(edges > 0).flatten().tolist(), torch.nonzero(edges < 0).flatten().tolist()):
-        start = 0 if f0 == 0 else max(0, (f0 - 1) * hop + half)
-        end = len(out) if f1 == frames else max(0, f1 * hop - half)
-        out[start:end] = True
-    return out
+def known_frames(hole: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """bool (N // hop + 1,): the centred frames whose analysis window, samples
+    [t * hop - n_fft/2, t * hop + n_fft/2), holds no ``hole`` sample (bool (N,)); as
+    ``processors.gaps.gap_frames``, whose frames are the complement for a single gap."""
+    half = n_fft // 2
+    padded = torch.cat([torch.zeros(half), hole.float(), torch.zeros(half)])
+    frames = len(hole) // hop + 1
+    return padded[:(frames - 1) * hop + n_fft].unfold(0, n_fft, hop).amax(dim=1) == 0
 
 
 def context_griffin_lim(magnitude: torch.Tensor, truth: torch.Tensor, known: torch.Tensor, audio,
@@ -194,10 +187,11 @@ class ContextGriffinLim(nn.Module):
     """The 'context_griffinlim' vocoder: Griffin-Lim on the gap's frames only, started from
     and held to the true STFT of the known context (see :func:`context_griffin_lim`).
 
-    Only frames [first unknown - k, last unknown + k] are iterated (:func:`unknown_span`),
-    so the cost grows with the gap, not the window. ``hold_samples`` also resets the
-    samples surely outside the gaps (:func:`gap_samples`) in every iteration; they, and
-    every sample no unknown frame reaches, are the context bit for bit in the output.
+    Frames whose window touches the hole are unknown (:func:`known_frames`); only frames
+    [first unknown - k, last unknown + k] are iterated (:func:`unknown_span`), so the cost
+    grows with the gap, not the window. ``hold_samples`` also resets every sample outside
+    the hole in every iteration; they, and every sample no unknown frame reaches, are the
+    context bit for bit in the output.
     ``init`` is the unknown frames' start phase (:func:`initial_phase`). The learned
     vocoders are this one with a trained ``refiner`` of the Mel-inverted magnitude
     ('melspec2spec') or ``denoiser`` in each iteration ('degli'), models.vocoder_nets.
@@ -225,21 +219,22 @@ class ContextGriffinLim(nn.Module):
 
     @torch.no_grad()
     def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
-                known: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+                hole: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
         a, hop = self.audio, self.audio.hop_length
         frames = norm_mel.shape[-1]
         n = (frames - 1) * hop
         context = torch.zeros(n) if context is None else context.float()
-        known = torch.zeros(frames, dtype=torch.bool) if known is None else known.bool()
-        if context.shape != (n,) or known.shape != (frames,):
-            raise ValueError(f"context {tuple(context.shape)} / known {tuple(known.shape)} do not match "
-                             f"{frames} frames: expected ({n},) and ({frames},)")
+        hole = torch.ones(n, dtype=torch.bool) if hole is None else hole.bool()
+        if context.shape != (n,) or hole.shape != (n,):
+            raise ValueError(f"context {tuple(context.shape)} / hole {tuple(hole.shape)} do not match "
+                             f"{frames} frames: expected ({n},)")
+        known = known_frames(hole, a.n_fft, hop)
         span = unknown_span(known, a.n_fft, hop)
         if span is None:
             return context.clone()
         lo, hi = span
         samples = slice(lo * hop, (hi - 1) * hop)
-        surely_known = ~gap_samples(known, a.n_fft, hop)[samples] if self.hold_samples else None
+        surely_known = ~hole[samples] if self.hold_samples else None
         # the Mel inverses work frame by frame: invert the span alone, unless a refiner's
         # convolutions need the frames around it
         magnitude = (self.linear_magnitude(norm_mel)[:, lo:hi] if self.refiner is not None

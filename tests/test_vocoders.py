@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from processors.gaps import gap_frames
 from processors.inpaint import inpaint_audio
 from processors.mel import MEL_INVERSES, MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.vocoders import (PHASE_INITS, VOCODERS, ContextGriffinLim, build_vocoder, context_griffin_lim,
-                                 gap_samples, initial_phase, stft, unknown_span)
+                                 initial_phase, known_frames, stft, unknown_span)
 from training.config import AudioConfig, Config, VocoderConfig, load_config
 
 TINY = AudioConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=8000.0)
@@ -22,14 +23,18 @@ N = (FRAMES - 1) * TINY.hop_length
 
 
 def gapped_window(start: int = 2600, end: int = 3400, seed: int = 0):
-    """A tiny window: clean wave (N,), the gapped context, its Mel and known frames (bool (FRAMES,))."""
+    """A tiny window: clean wave (N,), the gapped context, its Mel and its hole (bool (N,))."""
     clean = torch.from_numpy(synth_clip(N / TINY.sample_rate + 0.01, TINY.sample_rate, seed)[:N])
     context = clean.clone()
     context[start:end] = 0.0
-    f0, f1 = gap_frames(start, end, TINY.hop_length, TINY.n_fft, FRAMES)
-    known = torch.ones(FRAMES, dtype=torch.bool)
-    known[f0:f1] = False
-    return clean, context, MelSpectrogram(TINY)(clean), known
+    hole = torch.zeros(N, dtype=torch.bool)
+    hole[start:end] = True
+    return clean, context, MelSpectrogram(TINY)(clean), hole
+
+
+def tiny_known(hole: torch.Tensor) -> torch.Tensor:
+    """The frames (bool (FRAMES,)) whose window misses ``hole``."""
+    return known_frames(hole, TINY.n_fft, TINY.hop_length)
 
 
 def tiny_vocoder(method: str, mel_inverse: str = "pinv", n_iter: int = 3, nets: dict | None = None):
@@ -44,9 +49,9 @@ def tiny_vocoder(method: str, mel_inverse: str = "pinv", n_iter: int = 3, nets: 
 @pytest.mark.parametrize("mel_inverse", sorted(MEL_INVERSES))
 @pytest.mark.parametrize("method", sorted(VOCODERS))
 def test_every_method_runs_on_a_tiny_input(method, mel_inverse, vocoder_nets):
-    _, context, mel, known = gapped_window()
+    _, context, mel, hole = gapped_window()
     vocoder = tiny_vocoder(method, mel_inverse, nets=vocoder_nets)
-    for args in ((mel, context, known), (mel,)):          # with a context, and without (train-time logging)
+    for args in ((mel, context, hole), (mel,)):          # with a context, and without (train-time logging)
         out = vocoder(*args)
         assert out.shape == (N,) and out.dtype == torch.float32
         assert torch.isfinite(out).all() and out.abs().max() > 0
@@ -65,9 +70,9 @@ def test_output_is_at_the_model_rate(method, vocoder_nets):
 
 @pytest.mark.parametrize("method", sorted(VOCODERS))
 def test_vocoding_is_seeded(method, vocoder_nets):
-    _, context, mel, known = gapped_window()
+    _, context, mel, hole = gapped_window()
     vocoder = tiny_vocoder(method, nets=vocoder_nets)
-    assert torch.equal(vocoder(mel, context, known), vocoder(mel, context, known))
+    assert torch.equal(vocoder(mel, context, hole), vocoder(mel, context, hole))
     # without context every frame starts from random phase, drawn from the seed
     assert torch.equal(vocoder(mel), vocoder(mel))
     assert not torch.equal(vocoder(mel, seed=1), vocoder(mel))
@@ -91,7 +96,8 @@ def test_mel_inverses_are_non_negative_and_close_to_the_mel():
 
 @pytest.mark.parametrize("init", PHASE_INITS)
 def test_known_frames_are_exactly_the_true_stft(init):
-    clean, context, mel, known = gapped_window()
+    clean, context, mel, hole = gapped_window()
+    known = tiny_known(hole)
     window = torch.hann_window(TINY.win_length)
     truth = stft(context, TINY, window)
     magnitude = stft(clean, TINY, window).abs()
@@ -101,9 +107,9 @@ def test_known_frames_are_exactly_the_true_stft(init):
 
 
 def test_samples_no_unknown_frame_reaches_are_the_context_bit_for_bit():
-    _, context, mel, known = gapped_window()
-    out = ContextGriffinLim(TINY, n_iter=4)(mel, context, known)
-    unknown = torch.nonzero(~known).flatten()
+    _, context, mel, hole = gapped_window()
+    out = ContextGriffinLim(TINY, n_iter=4)(mel, context, hole)
+    unknown = torch.nonzero(~tiny_known(hole)).flatten()
     first = int(unknown[0]) * TINY.hop_length - TINY.n_fft // 2
     last = int(unknown[-1]) * TINY.hop_length + TINY.n_fft // 2
     assert torch.equal(out[:first], context[:first]) and torch.equal(out[last:], context[last:])
@@ -111,34 +117,32 @@ def test_samples_no_unknown_frame_reaches_are_the_context_bit_for_bit():
 
 
 @pytest.mark.parametrize("start, end", [(2600, 3400), (0, 300), (5700, N), (1000, 1001), (3000, 3128)])
-def test_gap_samples_cover_the_gap_and_at_most_a_hop_more(start, end):
+def test_known_frames_are_those_gap_frames_leaves(start, end):
     f0, f1 = gap_frames(start, end, TINY.hop_length, TINY.n_fft, FRAMES)
-    known = torch.ones(FRAMES, dtype=torch.bool)
-    known[f0:f1] = False
-    maybe = gap_samples(known, TINY.n_fft, TINY.hop_length)
-    assert maybe.shape == (N,) and maybe[start:end].all()
-    assert maybe.sum() - (end - start) <= 2 * TINY.hop_length
+    expected = torch.ones(FRAMES, dtype=torch.bool)
+    expected[f0:f1] = False
+    assert torch.equal(tiny_known(gapped_window(start, end)[3]), expected)
 
 
 def test_held_samples_are_the_context_and_holding_changes_the_fill():
-    _, context, mel, known = gapped_window()
-    held = ContextGriffinLim(TINY, n_iter=4)(mel, context, known)
-    free = ContextGriffinLim(TINY, n_iter=4, hold_samples=False)(mel, context, known)
-    outside = ~gap_samples(known, TINY.n_fft, TINY.hop_length)
-    assert torch.equal(held[outside], context[outside])
+    _, context, mel, hole = gapped_window()
+    held = ContextGriffinLim(TINY, n_iter=4)(mel, context, hole)
+    free = ContextGriffinLim(TINY, n_iter=4, hold_samples=False)(mel, context, hole)
+    assert torch.equal(held[~hole], context[~hole])       # every sample outside the hole, its edges included
     assert not torch.equal(held[2600:3400], free[2600:3400])
 
 
 def test_every_frame_known_returns_the_context():
     _, context, mel, _ = gapped_window()
-    out = ContextGriffinLim(TINY)(mel, context, torch.ones(FRAMES, dtype=torch.bool))
+    out = ContextGriffinLim(TINY)(mel, context, torch.zeros(N, dtype=torch.bool))
     assert torch.equal(out, context)
 
 
 def test_iterating_on_the_slice_equals_iterating_on_the_whole_window():
     """unknown_span's k = ceil(n_fft / hop) known frames per side make the slice exact
     ('advance' starts both from the same phase: it depends only on the nearest known frame)."""
-    clean, context, mel, known = gapped_window()
+    clean, context, mel, hole = gapped_window()
+    known = tiny_known(hole)
     window = torch.hann_window(TINY.win_length)
     truth, magnitude = stft(context, TINY, window), stft(clean, TINY, window).abs()
     lo, hi = unknown_span(known, TINY.n_fft, TINY.hop_length)
@@ -185,6 +189,27 @@ def test_inpaint_with_context_griffinlim_keeps_everything_outside_the_gap(tiny_c
                            build_vocoder(cfg))
     assert_only_gaps_changed(samples, out, gaps)
 
+
+@pytest.mark.parametrize("sr", [None, 22050])                 # None: the model's own rate
+def test_the_vocoder_is_told_exactly_which_samples_are_missing(tiny_cfg, sr):
+    """At the model's rate the hole is the gaps, sample for sample; resampled, the few
+    samples either side that the gap's zeros smear into are in it too."""
+    from models.classical import linear_interpolation
+    from processors.inpaint import RESAMPLE_REACH, locate
+    sr = sr or tiny_cfg.audio.sample_rate
+    samples = synth_clip(1.2, sr, seed=4)
+    gaps = [(9000, 9800), (11000, 11500)]
+    holes = []
+    inpaint_audio(samples, sr, gaps, linear_interpolation, tiny_cfg, MelSpectrogram(tiny_cfg.audio),
+                  lambda mel, context, hole: holes.append(hole) or context)
+    ratio = tiny_cfg.audio.sample_rate / sr
+    smear = 0 if ratio == 1 else math.ceil(RESAMPLE_REACH * max(1.0, ratio))
+    for hole, gap in zip(holes, gaps):
+        start = locate(gap, len(samples), sr, tiny_cfg).start
+        expected = torch.zeros_like(hole)
+        for s, e in gaps:
+            expected[max(0, int((s - start) * ratio) - smear):math.ceil((e - start) * ratio) + smear] = True
+        assert torch.equal(hole, expected) and hole.any()
 
 @pytest.mark.parametrize("key, value", [("vocoder.method", "hifigan"), ("vocoder.mel_inverse", "magic"),
                                         ("vocoder.momentum", "1.5")])

@@ -41,7 +41,7 @@ class LibrosaMelToAudio:
     def __init__(self, audio, n_iter: int):
         self.audio, self.n_iter = audio, n_iter
 
-    def __call__(self, norm_mel, context=None, known=None, seed: int = 0) -> torch.Tensor:
+    def __call__(self, norm_mel, context=None, hole=None, seed: int = 0) -> torch.Tensor:
         import librosa
         a = self.audio
         amp = normalised_to_amplitude(norm_mel, a.min_db, a.max_db).numpy()
