@@ -99,7 +99,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         mel = mel_fn(context)
         mask = torch.zeros_like(mel)
         hole = torch.zeros(n, dtype=torch.bool)
-        for (s2, e2), w2 in zip(gaps, windows):       # every gap inside this window is unknown
+        for s2, e2 in gaps:                           # every gap inside this window is unknown
             lo = int((s2 - win.start) * a.sample_rate / sr)
             hi = math.ceil((e2 - win.start) * a.sample_rate / sr)
             if hi > 0 and lo < n:
