@@ -13,7 +13,6 @@ def main(args) -> int:
     from processors.errors import UserError
     from training.checkpoint import CheckpointMismatch, config_changes, load_checkpoint
     from training.config import apply_overrides, build_config, load_config
-    from training.distributed import close_world
     from training.trainer import Trainer
 
     resume = None
@@ -33,7 +32,7 @@ def main(args) -> int:
         hint = f"; --set changed {', '.join(changed[:2] if more else changed)}{more}" if changed else ""
         raise UserError(f"{args.resume}: {exc}{hint}") from exc
     summary = trainer.fit()
-    close_world(trainer.world)
+    trainer.close()
     if trainer.world.main:
         print(summary_line(summary))
     return 0

@@ -17,6 +17,7 @@ writes checkpoints.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -39,7 +40,8 @@ from processors.vocoders import build_vocoder
 from training.checkpoint import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                  weights_mismatch)
 from training.config import Config, save_config
-from training.distributed import StepSampler, average_gradients, init_world, local_device, mean_over_ranks
+from training.distributed import (StepSampler, average_gradients, close_world, init_world, local_device,
+                                  mean_over_ranks)
 from training.figures import mel_figure
 from training.loss_log import truncate_log
 from training.losses import LOSSES, build_losses, total_loss
@@ -236,6 +238,15 @@ class Trainer:
             for s, handler in old.items():
                 signal.signal(s, handler)
         return {"step": self.step, "best_val_mse": self.best, "seconds": time.time() - start, **last_val}
+
+    def close(self) -> None:
+        """Leave the process group (a no-op for one process). DDP holds the group, and a gloo
+        group still alive when the interpreter shuts down can abort the process (SIGABRT,
+        'terminate called without an active exception'), so DDP goes first."""
+        if self.world.distributed:
+            self.net = self.model
+            gc.collect()
+            close_world(self.world)
 
     def _synced(self, loss: float, terms: dict) -> tuple[float, dict, bool]:
         """The step's loss and terms averaged over the processes, and whether any of them was
