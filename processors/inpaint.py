@@ -80,7 +80,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     """Fill every gap of ``samples`` (N,) or (N, C) at rate ``sr``.
 
     ``vocoder(pred_mel, context, hole) -> wave`` (processors.vocoders) gets the window's
-    waveform at the model's rate and which of its samples lie in a gap. Returns the filled
+    waveform at the model's rate and which of its samples lie in a gap; its fill is faded
+    in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. Returns the filled
     copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
     and metrics.
@@ -93,6 +94,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     n = (cfg.data.crop_frames - 1) * a.hop_length
     # resampling smears a gap's zeros a few samples into its context: those are not true audio
     smear = 0 if sr == a.sample_rate else math.ceil(RESAMPLE_REACH * max(1.0, a.sample_rate / sr))
+    # a fill that continues the context needs no fade; a fade from the silent gap would dim its edges
+    fade = 0 if getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
         context = window_wave(mono, sr, win, cfg)
@@ -114,7 +117,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]
         piece[:len(avail)] = avail
-        out = splice(out, piece, s, e, int(cfg.inference.crossfade_ms * sr / 1000))
+        out = splice(out, piece, s, e, fade)
         details.append({"gap": (s, e), "masked": masked.numpy(), "pred": pred.numpy(),
                         "mask": mask.numpy(), "observed": mel.numpy()})
     return out, details

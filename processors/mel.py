@@ -132,6 +132,8 @@ class MelToWave(nn.Module):
     Griffin-Lim ignores them (``context_griffinlim`` in processors.vocoders uses them).
     """
 
+    joins_context = False       # its fill ignores the context: inpainting fades it in and out
+
     def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq"):
         super().__init__()
         self.audio = audio

@@ -9,6 +9,10 @@ Every vocoder is an ``nn.Module`` called as ``vocoder(mel, context, hole, seed=0
   is true audio. None means nothing is known;
 - returns the waveform (N,) at the model's rate; inpainting keeps only the gap's samples.
 
+A vocoder whose ``joins_context`` is True continues the context sample for sample at
+the hole's edges, so inpainting splices its fill without a fade (``inference.crossfade_ms``
+is for the others: a fade from the silent gap hides their seam and dims the fill's edges).
+
 ``vocoder.method`` in the config picks one of :data:`VOCODERS`; ``build_vocoder(cfg)``
 builds it.
 """
@@ -205,6 +209,7 @@ class ContextGriffinLim(nn.Module):
             raise ValueError(f"unknown phase init {init!r} (known: {', '.join(PHASE_INITS)})")
         self.audio, self.n_iter, self.momentum = audio, n_iter, momentum
         self.init, self.hold_samples = init, hold_samples
+        self.joins_context = hold_samples          # every sample outside the hole is the context's
         self.inverse_mel = MelInverse(audio, mel_inverse)
         self.refiner, self.denoiser = refiner, denoiser
         self.register_buffer("window", torch.hann_window(audio.win_length))

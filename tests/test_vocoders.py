@@ -211,6 +211,29 @@ def test_the_vocoder_is_told_exactly_which_samples_are_missing(tiny_cfg, sr):
             expected[max(0, int((s - start) * ratio) - smear):math.ceil((e - start) * ratio) + smear] = True
         assert torch.equal(hole, expected) and hole.any()
 
+@pytest.mark.parametrize("joins", [True, False])
+def test_only_a_fill_that_ignores_the_context_is_faded_in_and_out(tiny_cfg, joins):
+    from models.classical import linear_interpolation
+
+    class Constant(torch.nn.Module):
+        joins_context = joins
+
+        def forward(self, mel, context, hole):
+            return torch.full_like(context, 0.25)
+
+    sr = tiny_cfg.audio.sample_rate
+    samples = synth_clip(1.2, sr, seed=4)
+    s, e = 9000, 9800
+    out, _ = inpaint_audio(samples, sr, [(s, e)], linear_interpolation, tiny_cfg, MelSpectrogram(tiny_cfg.audio),
+                           Constant())
+    fill = out[s:e]
+    assert np.all(fill[len(fill) // 4:-len(fill) // 4] == np.float32(0.25))
+    assert np.all(fill == np.float32(0.25)) == joins          # faded edges only for a fill that ignores the context
+    assert {m: build_vocoder(dataclasses.replace(tiny_cfg, vocoder=dataclasses.replace(tiny_cfg.vocoder, method=m)))
+            .joins_context for m in ("context_griffinlim", "griffinlim")} == {"context_griffinlim": True,
+                                                                              "griffinlim": False}
+
+
 @pytest.mark.parametrize("key, value", [("vocoder.method", "hifigan"), ("vocoder.mel_inverse", "magic"),
                                         ("vocoder.momentum", "1.5")])
 def test_invalid_vocoder_settings_are_a_one_line_error(key, value):

@@ -118,7 +118,7 @@ class VocoderConfig:
 @dataclass
 class InferenceConfig:
     min_gap_ms: float = 20.0       # digital silence at least this long is a gap
-    crossfade_ms: float = 5.0
+    crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
 
 
 @dataclass

@@ -100,15 +100,15 @@ def linear_fill(cfg, mel_fn, vocoder) -> FillFn:
 
 @baseline("lpc")
 def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
-    """Waveform-domain LPC extrapolation from both sides, cross-faded, spliced like the others."""
+    """Waveform-domain LPC extrapolation from both sides, cross-faded, spliced like the others
+    (without a fade: the predictions run on from the context's own samples, so they join it)."""
     sr = cfg.audio.sample_rate
     n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
-    fade = int(cfg.inference.crossfade_ms * sr / 1000)
 
     def fill(gapped, gap, clean):
         s, e = gap
         piece = lpc_fill(gapped[max(0, s - n_ctx):s], gapped[e:e + n_ctx], e - s, order)
-        return splice(gapped, piece.astype(np.float32), s, e, fade)
+        return splice(gapped, piece.astype(np.float32), s, e, 0)
     return fill
 
 

@@ -60,6 +60,7 @@ class Timed:
 
     def __init__(self, vocoder):
         self.vocoder, self.seconds, self.cpu_seconds = vocoder, [], []
+        self.joins_context = getattr(vocoder, "joins_context", False)     # the splice asks
 
     def __call__(self, *args, **kwargs):
         start, cpu = time.perf_counter(), time.process_time()
