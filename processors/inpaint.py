@@ -81,8 +81,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
 
     ``vocoder(pred_mel, context, hole) -> wave`` (processors.vocoders) gets the window's
     waveform at the model's rate and which of its samples lie in a gap; its fill is faded
-    in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. Returns the filled
-    copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
+    in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. Returns
+    the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
     and metrics.
     """

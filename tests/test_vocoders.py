@@ -192,24 +192,34 @@ def test_inpaint_with_context_griffinlim_keeps_everything_outside_the_gap(tiny_c
 
 @pytest.mark.parametrize("sr", [None, 22050])                 # None: the model's own rate
 def test_the_vocoder_is_told_exactly_which_samples_are_missing(tiny_cfg, sr):
-    """At the model's rate the hole is the gaps, sample for sample; resampled, the few
-    samples either side that the gap's zeros smear into are in it too."""
+    """The hole covers the gaps; every sample outside it is the true audio (resampled, the
+    gap's zeros smear a few samples into its context: those are in the hole), and at the
+    model's rate the hole is the gaps, sample for sample."""
     from models.classical import linear_interpolation
-    from processors.inpaint import RESAMPLE_REACH, locate
+    from processors.inpaint import locate, window_wave
     sr = sr or tiny_cfg.audio.sample_rate
-    samples = synth_clip(1.2, sr, seed=4)
+    clean = synth_clip(1.2, sr, seed=4)
     gaps = [(9000, 9800), (11000, 11500)]
-    holes = []
-    inpaint_audio(samples, sr, gaps, linear_interpolation, tiny_cfg, MelSpectrogram(tiny_cfg.audio),
-                  lambda mel, context, hole: holes.append(hole) or context)
+    gapped = clean.copy()
+    for s, e in gaps:
+        gapped[s:e] = 0.0
+    seen = []
+    inpaint_audio(gapped, sr, gaps, linear_interpolation, tiny_cfg, MelSpectrogram(tiny_cfg.audio),
+                  lambda mel, context, hole: seen.append((context, hole)) or context)
     ratio = tiny_cfg.audio.sample_rate / sr
-    smear = 0 if ratio == 1 else math.ceil(RESAMPLE_REACH * max(1.0, ratio))
-    for hole, gap in zip(holes, gaps):
-        start = locate(gap, len(samples), sr, tiny_cfg).start
-        expected = torch.zeros_like(hole)
+    for (context, hole), gap in zip(seen, gaps):
+        win = locate(gap, len(clean), sr, tiny_cfg)
+        truth = window_wave(clean, sr, win, tiny_cfg)
+        in_gaps = torch.zeros_like(hole)
         for s, e in gaps:
-            expected[max(0, int((s - start) * ratio) - smear):math.ceil((e - start) * ratio) + smear] = True
-        assert torch.equal(hole, expected) and hole.any()
+            in_gaps[max(0, int((s - win.start) * ratio)):max(0, math.ceil((e - win.start) * ratio))] = True
+        assert in_gaps.any() and not (in_gaps & ~hole).any()
+        torch.testing.assert_close(context[~hole], truth[~hole], rtol=0, atol=1e-6)
+        if ratio == 1:
+            assert torch.equal(hole, in_gaps)
+        else:
+            assert 0 < (hole & ~in_gaps).sum() <= 4 * 16 * max(1.0, ratio)    # a few samples per gap edge
+
 
 @pytest.mark.parametrize("joins", [True, False])
 def test_only_a_fill_that_ignores_the_context_is_faded_in_and_out(tiny_cfg, joins):
