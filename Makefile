@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test setup clean bench-quality bench-vocoder
+.PHONY: demo test test-gpu setup clean bench-quality bench-vocoder
 
 $(STAMP): requirements.txt
 	python3 -m venv .venv
@@ -15,8 +15,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py --config configs/demo.yaml --out results/demo
 
+# Every test; slow ones included (skip them: make test PYTEST_ARGS='-m "not slow"'). Tests marked
+# gpu skip without CUDA: on a GPU machine run them alone with make test-gpu.
+PYTEST_ARGS ?=
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	@echo 'make test: all tests (markers: -m "not slow" skips the slow ones; -m gpu runs the CUDA ones, see make test-gpu)'
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q tests -m gpu
 
 # Train the default U-Net recipe on the shared real clips (files split by file; 15 % held
 # out) within a fixed CPU budget, then score it on the held-out clips.

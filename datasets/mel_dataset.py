@@ -108,4 +108,4 @@ def build_splits(cfg) -> dict[str, list[Path]]:
     from datasets.sources import list_files, split_files
     d = cfg.data
     files = list_files(d.dataset, [d.root, *d.extra_roots])
-    return split_files(files, d.val_fraction, d.test_fraction)
+    return split_files(files, d.val_fraction, d.test_fraction, d.test_files)

@@ -87,8 +87,23 @@ def _rank(path: Path) -> str:
     return hashlib.sha1(path.name.encode()).hexdigest()
 
 
-def split_files(files: list[Path], val_fraction: float, test_fraction: float) -> dict[str, list[Path]]:
-    """Deterministic split by file into train/val/test (every non-zero share gets >= 1 file)."""
+def split_files(files: list[Path], val_fraction: float, test_fraction: float,
+                test_names: list[str] | tuple = ()) -> dict[str, list[Path]]:
+    """Deterministic split by file into train/val/test (every non-zero share gets >= 1 file).
+
+    ``test_names`` (file names without extension) fixes the test set by name instead of by
+    ``test_fraction``: a listed test set stays the same whatever other files come and go,
+    and whatever format the files are stored in.
+    """
+    if test_names:
+        named = set(test_names)
+        test = sorted(f for f in files if f.stem in named)
+        rest = sorted((f for f in files if f.stem not in named), key=_rank)
+        # sized on the files outside the test set: the split does not depend on whether they are here
+        n_val = min(len(rest), math.ceil(len(rest) * val_fraction)) if val_fraction > 0 else 0
+        if len(rest) - n_val < 1:
+            raise UserError(f"only {len(rest)} audio files outside the listed test files: too few to train")
+        return {"val": sorted(rest[:n_val]), "test": test, "train": sorted(rest[n_val:])}
     ranked = sorted(files, key=_rank)
     n = len(ranked)
     n_val = min(n, math.ceil(n * val_fraction)) if val_fraction > 0 else 0

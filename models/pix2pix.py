@@ -46,6 +46,15 @@ class PatchDiscriminator(nn.Module):
     def forward(self, masked, mask, mel):
         return self.net(torch.cat([masked, mask, mel], dim=1))
 
+    def features(self, masked, mask, mel) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(activations after each stride-2 block, logits): what feature matching compares."""
+        x, feats = torch.cat([masked, mask, mel], dim=1), []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        return feats, x
+
 
 def _gan_bce(logits: torch.Tensor, real: bool, weight: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of patch logits against all-real or all-fake, averaged with ``weight``."""
@@ -67,7 +76,7 @@ def gap_weight(mask: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 class Pix2PixInpainter(Inpainter):
     """U-Net generator + PatchGAN discriminator; any (n_mels, T) works (as the U-Net)."""
 
-    model_losses = ("adversarial",)
+    model_losses = ("adversarial", "feature_matching")
 
     def __init__(self, params: Pix2PixParams, n_mels: int, n_frames: int):
         super().__init__()
@@ -82,10 +91,18 @@ class Pix2PixInpainter(Inpainter):
     def param_groups(self):
         return {"model": list(self.generator.parameters()), "discriminator": list(self.discriminator.parameters())}
 
-    def model_terms(self, masked, mask, pred):
-        """The generator's adversarial term: make the discriminator call the fill real."""
-        logits = self.discriminator(masked, mask, pred)
-        return {"adversarial": _gan_bce(logits, True, gap_weight(mask, logits))}
+    def model_terms(self, masked, mask, pred, target):
+        """The generator's adversarial term (make the discriminator call the fill real) and
+        feature matching: L1 between the discriminator's activations on the fill and on the
+        truth. Regression losses pull a fill towards the mean of what could be there, which
+        sounds blurred; matching the discriminator's features rewards the texture instead
+        (as in pix2pixHD and HiFi-GAN)."""
+        feats, logits = self.discriminator.features(masked, mask, pred)
+        terms = {"adversarial": _gan_bce(logits, True, gap_weight(mask, logits))}
+        with torch.no_grad():
+            real, _ = self.discriminator.features(masked, mask, target)
+        terms["feature_matching"] = sum(F.l1_loss(f, r) for f, r in zip(feats, real)) / len(feats)
+        return terms
 
     def aux_losses(self, masked, target, mask, pred):
         real = self.discriminator(masked, mask, target)

@@ -55,7 +55,7 @@ class Inpainter(nn.Module):
         other group on its own loss from :meth:`aux_losses`, with its own optimiser."""
         return {"model": list(self.parameters())}
 
-    def model_terms(self, masked, mask, pred) -> dict[str, torch.Tensor]:
+    def model_terms(self, masked, mask, pred, target) -> dict[str, torch.Tensor]:
         """Extra terms of the ``"model"`` group's loss (names in ``model_losses``)."""
         return {}
 

@@ -12,6 +12,7 @@ from processors.atomic import atomic_path
 from processors.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+LOSSLESS = ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF")   # soundfile formats that keep every sample
 log = logging.getLogger(__name__)
 # libsndfile's log for a WAV whose data chunk is cut short: "data : 66150 (should be 22020)"
 _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)

@@ -20,6 +20,46 @@ def find_silent_gaps(samples: np.ndarray, min_len: int) -> list[tuple[int, int]]
     return [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= min_len]
 
 
+def extend_over_near_silence(samples: np.ndarray, gaps: list[tuple[int, int]], sample_rate: int,
+                             rel_db: float = -30.0, max_ms: float = 60.0, window_ms: float = 1.0
+                             ) -> list[tuple[int, int]]:
+    """Widen each gap over the near-silent samples around it, at most ``max_ms`` each side.
+
+    A gap cut in a wav and saved as MP3 or OGG comes back with the codec's low-level smear
+    around its exactly-zero core (30-60 ms in all); left unfilled, that smear is heard as a
+    dropout at the fill's edges. "Near-silent" is relative to the recording: a 1 ms RMS
+    envelope below ``rel_db`` dB under the file's RMS. samples: (N,) or (N, C); gaps: sorted
+    half-open sample ranges. Returns the widened ranges, never overlapping a neighbour.
+    """
+    if not gaps or max_ms <= 0:
+        return list(gaps)
+    power = (samples.astype(np.float64) ** 2).mean(axis=1) if samples.ndim == 2 else samples.astype(np.float64) ** 2
+    level = np.sqrt(power.mean())
+    if level == 0:
+        return list(gaps)
+    thr = (level * 10 ** (rel_db / 20)) ** 2
+    w, reach = max(1, int(window_ms * sample_rate / 1000)), int(max_ms * sample_rate / 1000)
+    out, n = [], len(power)
+
+    def loud(a: int, b: int) -> np.ndarray:
+        """Indices in [a, b) whose centred w-sample mean power reaches the threshold."""
+        lo, hi = max(0, a - w), min(n, b + w)
+        c = np.concatenate([[0.0], np.cumsum(power[lo:hi])])
+        i = np.arange(a, b)
+        left, right = np.clip(i - w // 2, lo, hi), np.clip(i + (w + 1) // 2, lo, hi)
+        mean = (c[right - lo] - c[left - lo]) / np.maximum(right - left, 1)
+        return i[mean >= thr]
+
+    for k, (s, e) in enumerate(gaps):
+        floor = max(out[-1][1] if out else 0, s - reach)
+        ceil = min(gaps[k + 1][0] if k + 1 < len(gaps) else n, e + reach)
+        before, after = loud(floor, s), loud(e, ceil)
+        new_s = int(before[-1]) + 1 if len(before) else floor
+        new_e = int(after[0]) if len(after) else ceil
+        out.append((new_s, new_e))
+    return out
+
+
 def parse_gaps(text: str, sample_rate: int, n_samples: int) -> list[tuple[int, int]]:
     """'1.20:1.45,3.00:3.20' (seconds) -> sorted sample ranges, checked against the file."""
     gaps = []

@@ -1,4 +1,5 @@
-"""Fill the gaps of a recording: python scripts/inference.py --checkpoint best.pt --input gapped.wav --output filled.wav"""
+"""Fill the gaps of a recording: python scripts/inference.py --input gapped.wav --output filled.wav
+(the shipped speech model; --checkpoint music for songs, or checkpoints/<run>/best.pt)"""
 import _path  # noqa: F401
 
 from training.cli import parser, run
@@ -21,8 +22,8 @@ def main(args) -> int:
     import soundfile as sf
     import torch
 
-    from processors.audio_io import read_audio, write_audio
-    from processors.gaps import find_silent_gaps, parse_gaps
+    from processors.audio_io import LOSSLESS, read_audio, write_audio
+    from processors.gaps import extend_over_near_silence, find_silent_gaps, parse_gaps
     from processors.inpaint import inpaint_audio
     from processors.mel import MelSpectrogram
     from processors.vocoders import build_vocoder
@@ -41,7 +42,10 @@ def main(args) -> int:
         from processors.vocoders import with_vocoder
         nets = vocoder_checkpoints(args.vocoder_checkpoint and [args.vocoder_checkpoint])
         cfg = with_vocoder(cfg, args.vocoder or next(iter(nets)), nets)
-    silences = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
+    inf = cfg.inference
+    silences = find_silent_gaps(samples, int(inf.min_gap_ms * sr / 1000))
+    if sf.info(str(src)).format not in LOSSLESS:    # only a lossy codec smears a gap's edges
+        silences = extend_over_near_silence(samples, silences, sr, inf.edge_db, inf.edge_ms)
     if args.gaps:
         gaps = parse_gaps(args.gaps, sr, len(samples))
         others = [(s, e) for s, e in silences if not any(s < e2 and s2 < e for s2, e2 in gaps)]
@@ -77,7 +81,8 @@ def main(args) -> int:
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    p.add_argument("--checkpoint", required=True, help="checkpoints/<run>/best.pt")
+    p.add_argument("--checkpoint", default="speech",
+                   help="a shipped model, 'speech' (default) or 'music', or a checkpoint path: checkpoints/<run>/best.pt")
     p.add_argument("--input", required=True, help="gapped recording (wav, flac, ogg, mp3)")
     p.add_argument("--output", required=True, help="where to write the filled recording")
     p.add_argument("--gaps", help="gap ranges in seconds, e.g. 1.20:1.45,3.00:3.20 (default: find digital silence)")

@@ -12,6 +12,10 @@ import torch
 from processors.errors import UserError
 
 FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
+# The trained models that ship with the repo (tracked in git; model card: checkpoints/README.md),
+# named on the command line by these words instead of a path.
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "pretrained"
+PRETRAINED = ("speech", "music")
 
 
 class CheckpointMismatch(UserError):
@@ -52,6 +56,14 @@ def load_checkpoint(path: str | Path) -> dict:
     if version != FORMAT_VERSION:
         raise UserError(f"{path}: checkpoint format version {version}, this toolkit reads version {FORMAT_VERSION}")
     return state
+
+
+def inference_state(state: dict, half: bool = True) -> dict:
+    """What inference needs from a training checkpoint: its config and weights (fp16 when
+    ``half``), without optimiser, scheduler or RNG state: a third of the size, or a sixth in fp16.
+    Loading casts the weights back to the model's float32."""
+    weights = {k: v.half() if half and v.is_floating_point() else v for k, v in state["model"].items()}
+    return {"config": state["config"], "model": weights, "step": state.get("step")}
 
 
 def rng_state() -> dict:
@@ -111,11 +123,27 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def resolve_checkpoint(name: str | Path) -> Path:
+    """A checkpoint path, or a shipped model's name ('speech', 'music') -> its file."""
+    if str(name) in PRETRAINED and not Path(name).exists():
+        return PRETRAINED_DIR / f"{name}.pt"
+    return Path(name)
+
+
 def load_inpainter(path: str | Path):
-    """(model in eval mode, its Config) rebuilt from a checkpoint alone."""
+    """(model in eval mode, its Config) rebuilt from a checkpoint alone; ``path`` may name a
+    shipped model ('speech', 'music'), whose absence or damage says how to restore it."""
     from models import build_model
     from training.config import build_config
-    state = load_checkpoint(path)
+    path = resolve_checkpoint(path)
+    if path.parent == PRETRAINED_DIR:
+        try:
+            state = load_checkpoint(path)
+        except UserError as exc:
+            raise UserError(f"the shipped {path.stem} model is unusable ({exc}); restore it with: "
+                            f"git checkout checkpoints/pretrained") from None
+    else:
+        state = load_checkpoint(path)
     cfg = build_config(state["config"], where=f"{path} (config)")
     model = build_model(cfg)
     problem = weights_mismatch(model, state["model"])

@@ -55,6 +55,8 @@ class DataConfig:
     crop_frames: int = 128
     val_fraction: float = 0.05
     test_fraction: float = 0.05
+    # a fixed, listed test set: file names without extension (then test_fraction must be 0)
+    test_files: list = field(default_factory=list)
     val_items: int = 64            # fixed validation crops (same masks every run)
     max_bad_fraction: float = 0.2  # more unreadable files than this is fatal
     min_file_seconds: float = 0.5  # shorter or silent files are skipped
@@ -118,6 +120,10 @@ class VocoderConfig:
 @dataclass
 class InferenceConfig:
     min_gap_ms: float = 20.0       # digital silence at least this long is a gap
+    # in a lossy file (MP3, OGG) a found gap widens over the codec's low-level smear around it,
+    # up to edge_ms each side: samples below edge_db under the file's RMS (processors.gaps)
+    edge_db: float = -30.0
+    edge_ms: float = 60.0          # 0 = take the exactly-zero run as it is
     crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
 
 

@@ -45,6 +45,10 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
     _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
            f"{where}: data.val_fraction", "val_fraction + test_fraction must be in [0, 1)")
+    _check(not d.test_files or d.test_fraction == 0, f"{where}: data.test_files",
+           f"a listed test set replaces test_fraction: set data.test_fraction to 0 (now {d.test_fraction:g})")
+    _check(all(isinstance(n, str) and n for n in d.test_files), f"{where}: data.test_files",
+           "must be file names without extension, e.g. LJ001-0001")
     _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
     _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
     _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
@@ -81,6 +85,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
     v.params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
+    _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
+    _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
 
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")

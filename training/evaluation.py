@@ -310,13 +310,19 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     files = []
     for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
-    if split != "all":
-        d = cfg.data
+    d = cfg.data
+    if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
+        named = set(d.test_files)
+        files = [f for f in files if f.stem in named]
+        if not files:
+            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: none of the "
+                            f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
+    elif split != "all":
         try:
             trained_on = list_files(d.dataset, [d.root, *d.extra_roots])
         except UserError as exc:
             raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
-        part = {p.resolve() for p in split_files(trained_on, d.val_fraction, d.test_fraction)[split]}
+        part = {p.resolve() for p in split_files(trained_on, d.val_fraction, d.test_fraction, d.test_files)[split]}
         files = [f for f in files if f.resolve() in part]
         if not files:
             raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")

@@ -264,7 +264,7 @@ class Trainer:
         with self._autocast():
             pred = self.net(masked, mask).float()       # losses are summed in float32
             loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
-                                     self.model.model_terms(masked, mask, pred))
+                                     self.model.model_terms(masked, mask, pred, target))
         self._update("model", loss)
         # other groups (a GAN's discriminator) after the inpainter, on the same prediction, detached
         with self._autocast():
