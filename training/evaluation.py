@@ -306,7 +306,7 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     the split is computed over the run's data roots (``cfg.data``), exactly as in
     training, and only files of ``data`` in that part are kept, so a model is never
     scored on clips it learnt from."""
-    from datasets.sources import SOURCES, list_files, split_files
+    from datasets.sources import SOURCES, list_files, split_for
     files = []
     for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
@@ -316,7 +316,7 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
             trained_on = list_files(d.dataset, [d.root, *d.extra_roots])
         except UserError as exc:
             raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
-        part = {p.resolve() for p in split_files(trained_on, d.val_fraction, d.test_fraction)[split]}
+        part = {p.resolve() for p in split_for(cfg, trained_on)[split]}
         files = [f for f in files if f.resolve() in part]
         if not files:
             raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")
