@@ -32,6 +32,14 @@ def centred_gap(n_frames: int, gap_frames: int) -> list[tuple[int, int]]:
     return [(start, start + gap_frames)]
 
 
+def random_span(rng: np.random.Generator, n_frames: int, min_len: int, max_len: int,
+                margin: int) -> list[tuple[int, int]]:
+    """One gap of ``min_len..max_len`` frames (uniform), anywhere inside ``[margin, n_frames - margin)``."""
+    length = int(rng.integers(min_len, max_len + 1))
+    start = int(rng.integers(margin, n_frames - margin - length + 1))
+    return [(start, start + length)]
+
+
 def gaps_to_mask(gaps: list[tuple[int, int]], n_mels: int, n_frames: int) -> np.ndarray:
     """Frame ranges -> mask (1, n_mels, n_frames) float32, whole columns set to 1."""
     mask = np.zeros((1, n_mels, n_frames), dtype=np.float32)
@@ -41,9 +49,11 @@ def gaps_to_mask(gaps: list[tuple[int, int]], n_mels: int, n_frames: int) -> np.
 
 
 def sample_mask(rng: np.random.Generator, mask_cfg, n_mels: int, n_frames: int) -> np.ndarray:
-    """The configured masking scheme (``random`` or ``fixed``) -> (1, n_mels, n_frames)."""
+    """The configured masking scheme (``random``, ``fixed`` or ``range``) -> (1, n_mels, n_frames)."""
     if mask_cfg.mode == "fixed":
         gaps = centred_gap(n_frames, mask_cfg.gap_frames)
+    elif mask_cfg.mode == "range":
+        gaps = random_span(rng, n_frames, mask_cfg.min_gap_frames, mask_cfg.max_gap_frames, mask_cfg.margin_frames)
     else:
         gaps = sample_random_gaps(rng, n_frames, mask_cfg.max_gaps, mask_cfg.min_fraction,
                                   mask_cfg.max_fraction, mask_cfg.margin_frames)

@@ -58,6 +58,33 @@ def analyse_file(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict]:
     return mel, {"samples": int(len(wave)), "peak": float(np.max(np.abs(wave)))}
 
 
+_worker_mel_fn = None     # one MelSpectrogram per worker process of analyse_many
+
+
+def _analyse_in_worker(path: Path, audio) -> tuple[Path, tuple[np.ndarray, dict] | str]:
+    global _worker_mel_fn
+    torch.set_num_threads(1)          # the processes are the parallelism
+    if _worker_mel_fn is None:
+        _worker_mel_fn = MelSpectrogram(audio)
+    try:
+        return path, analyse_file(path, audio, _worker_mel_fn)
+    except UserError as exc:
+        return path, str(exc)
+
+
+def analyse_many(files: list[Path], audio, jobs: int):
+    """``analyse_file`` over ``files`` in ``jobs`` processes (decoding a 4-minute ogg takes
+    seconds, so a corpus of hours would hold a run up for minutes on one core).
+    Yields ``(path, (mel, stats))`` or ``(path, error message)`` in completion order."""
+    import concurrent.futures as cf
+    import multiprocessing
+    # spawn, not fork: a forked child of a process that has run torch's thread pool can hang
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_analyse_in_worker, p, audio) for p in files]
+        for future in cf.as_completed(futures):
+            yield future.result()
+
+
 def _mmap_budget() -> int:
     """How many entries may stay memory-mapped. CPython keeps a duplicate file descriptor
     per map, so stay well under the open-file limit; entries beyond it are read into memory."""
@@ -116,25 +143,34 @@ class MelCache:
             np.save(f, np.ascontiguousarray(mel, dtype=np.float32))
 
 
-def fill_cache(files: list[Path], cache: MelCache, desc: str = "cache") -> dict[str, int]:
-    """Analyse and store every file not yet cached (so an interrupted run resumes).
+def _analyse_or_message(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict] | str:
+    try:
+        return analyse_file(path, audio, mel_fn)
+    except UserError as exc:
+        return str(exc)
+
+
+def fill_cache(files: list[Path], cache: MelCache, desc: str = "cache", jobs: int = 1) -> dict[str, int]:
+    """Analyse and store every file not yet cached (so an interrupted run resumes), in
+    ``jobs`` processes when > 1.
 
     Returns counts ``{"cached": new entries, "skipped": already there, "failed": undecodable}``.
     """
     mel_fn = MelSpectrogram(cache.audio)
     counts = {"cached": 0, "skipped": 0, "failed": 0}
     first_failure = None
-    for path in tqdm(files, desc=desc, unit="file", dynamic_ncols=True):
-        if cache.has(path):
-            counts["skipped"] += 1
-            continue
-        try:
-            mel, stats = analyse_file(path, cache.audio, mel_fn)
-        except UserError as exc:
+    todo = [p for p in files if not cache.has(p)]
+    counts["skipped"] = len(files) - len(todo)
+    if jobs > 1 and len(todo) > 1:
+        results = analyse_many(todo, cache.audio, jobs)
+    else:
+        results = ((p, _analyse_or_message(p, cache.audio, mel_fn)) for p in todo)
+    for path, hit in tqdm(results, total=len(todo), desc=desc, unit="file", dynamic_ncols=True):
+        if isinstance(hit, str):
             counts["failed"] += 1
-            first_failure = first_failure or str(exc)
+            first_failure = first_failure or hit
             continue
-        cache.store(path, mel, stats)
+        cache.store(path, *hit)
         counts["cached"] += 1
     if first_failure:
         log.warning("%s: %d files could not be decoded (e.g. %s)", desc, counts["failed"], first_failure)

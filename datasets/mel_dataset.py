@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from datasets.masks import sample_mask
-from datasets.mel_cache import MelCache, analyse_file
+from datasets.mel_cache import MelCache, analyse_file, analyse_many
+from datasets.sources import list_files, split_for
 from processors.errors import UserError
 from processors.mel import MelSpectrogram
 
@@ -22,11 +23,12 @@ log = logging.getLogger(__name__)
 
 
 def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction: float,
-                 desc: str = "mels", cache: MelCache | None = None) -> list[np.ndarray]:
+                 desc: str = "mels", cache: MelCache | None = None, jobs: int = 1) -> list[np.ndarray]:
     """Decode every file and compute its normalised log-Mel (n_mels, frames), float32.
 
     With a ``cache`` (datasets.mel_cache), cached Mels are read memory-mapped and missing
-    ones are computed and written, so a training run fills the cache too.
+    ones are computed and written, so a training run fills the cache too. With ``jobs`` > 1
+    the files not in the cache are analysed in that many processes first.
     Unreadable, too short or silent files are skipped and counted; more than
     ``max_bad_fraction`` of them is a UserError (something is wrong with the folder).
     """
@@ -34,8 +36,20 @@ def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction:
         raise UserError(f"{desc}: no files")
     mel_fn = MelSpectrogram(audio)
     mels, bad = [], {}
-    for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20):
+    done: dict[Path, tuple | str] = {}
+    if jobs > 1:
+        todo = [p for p in files if cache is None or not cache.has(p)]
+        if len(todo) > 1:
+            done = dict(tqdm(analyse_many(todo, audio, jobs), total=len(todo), desc=desc, unit="file", leave=False))
+    for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20 or bool(done)):
         hit = cache.load(path) if cache is not None else None
+        if hit is None and path in done:
+            if isinstance(done[path], str):
+                bad[path] = done[path]
+                continue
+            hit = done.pop(path)
+            if cache is not None:
+                cache.store(path, *hit)
         if hit is None:
             try:
                 hit = analyse_file(path, audio, mel_fn)
@@ -85,12 +99,16 @@ class MaskedMelCrops(Dataset):
         return crop_item(mel, self.crop, self.mask_cfg, rng)
 
 
-def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Generator,
+              guide_fn=None) -> dict[str, torch.Tensor]:
     """One training item from a log-Mel (n_mels, T), maybe memory-mapped: only the crop is read.
 
-    Returns float32 tensors (1, n_mels, crop_frames): ``masked``, ``target``, ``mask``.
+    Returns float32 tensors (1, n_mels, crop_frames): ``masked``, ``target``, ``mask``; with
+    ``guide_fn(offset, columns) -> (2, n_mels, crop_frames)`` (crop frame f is frame f + offset
+    of ``mel``; columns (crop_frames,) bool, the missing frames) also ``guide`` from it.
     """
     n_mels, frames = mel.shape
+    start = 0
     if frames < crop_frames:
         crop = np.zeros((n_mels, crop_frames), dtype=np.float32)
         crop[:, :frames] = mel
@@ -101,11 +119,12 @@ def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Genera
     target = torch.from_numpy(np.array(crop, dtype=np.float32, order="C"))[None]
     mask = torch.from_numpy(sample_mask(rng, mask_cfg, n_mels, crop_frames))
     masked = target * (1 - mask) + mask_cfg.fill_value * mask
-    return {"masked": masked, "target": target, "mask": mask}
+    item = {"masked": masked, "target": target, "mask": mask}
+    if guide_fn is not None:
+        item["guide"] = torch.from_numpy(guide_fn(start, mask[0, 0].numpy() > 0.5))
+    return item
 
 
 def build_splits(cfg) -> dict[str, list[Path]]:
-    from datasets.sources import list_files, split_files
     d = cfg.data
-    files = list_files(d.dataset, [d.root, *d.extra_roots])
-    return split_files(files, d.val_fraction, d.test_fraction, d.test_files)
+    return split_for(cfg, list_files(d.dataset, [d.root, *d.extra_roots]))

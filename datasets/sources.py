@@ -82,33 +82,54 @@ def list_files(dataset: str, roots: list[str]) -> list[Path]:
     return files
 
 
-def _rank(path: Path) -> str:
-    # Hash of the file name: a file keeps its split when others are added or moved.
-    return hashlib.sha1(path.name.encode()).hexdigest()
+def group_key(path: Path, separator: str = "") -> str:
+    """The name a file is split by: its name, or with ``separator`` the part before it
+    ("x__song.ogg" and "x__guitar.ogg" -> "x" with "__"), so a song's stems stay together."""
+    name = path.name
+    return name.split(separator, 1)[0] if separator and separator in name else name
 
 
-def split_files(files: list[Path], val_fraction: float, test_fraction: float,
-                test_names: list[str] | tuple = ()) -> dict[str, list[Path]]:
-    """Deterministic split by file into train/val/test (every non-zero share gets >= 1 file).
+def _rank(key: str) -> str:
+    # Hash of the group's name: a file keeps its split when others are added or moved.
+    return hashlib.sha1(key.encode()).hexdigest()
 
-    ``test_names`` (file names without extension) fixes the test set by name instead of by
-    ``test_fraction``: a listed test set stays the same whatever other files come and go,
-    and whatever format the files are stored in.
+
+def split_files(files: list[Path], val_fraction: float, test_fraction: float, separator: str = "",
+                test_files: list[str] | tuple = ()) -> dict[str, list[Path]]:
+    """Deterministic split into train/val/test by group (every non-zero share gets >= 1 group).
+
+    Groups are :func:`group_key` of each file. With ``test_files`` (file names or group keys)
+    those groups are the test split, ``test_fraction`` is unused, and a listed name that
+    matches no file is a UserError; val takes its share of the remaining groups by hash.
     """
-    if test_names:
-        named = set(test_names)
-        test = sorted(f for f in files if f.stem in named)
-        rest = sorted((f for f in files if f.stem not in named), key=_rank)
-        # sized on the files outside the test set: the split does not depend on whether they are here
-        n_val = min(len(rest), math.ceil(len(rest) * val_fraction)) if val_fraction > 0 else 0
-        if len(rest) - n_val < 1:
-            raise UserError(f"only {len(rest)} audio files outside the listed test files: too few to train")
-        return {"val": sorted(rest[:n_val]), "test": test, "train": sorted(rest[n_val:])}
-    ranked = sorted(files, key=_rank)
-    n = len(ranked)
-    n_val = min(n, math.ceil(n * val_fraction)) if val_fraction > 0 else 0
-    n_test = min(n - n_val, math.ceil(n * test_fraction)) if test_fraction > 0 else 0
-    if n - n_val - n_test < 1:
-        raise UserError(f"only {n} audio files: too few to split into train/val/test")
-    return {"val": sorted(ranked[:n_val]), "test": sorted(ranked[n_val:n_val + n_test]),
-            "train": sorted(ranked[n_val + n_test:])}
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(group_key(f, separator), []).append(f)
+    # a listed name is a file name or group key, with or without its extension (a listed test
+    # set holds whatever format the files are stored in)
+    by_stem = {Path(k).stem: k for k in groups}
+    wanted = {group_key(Path(name), separator) for name in test_files}
+    missing = sorted(w for w in wanted if w not in groups and w not in by_stem)
+    if missing:
+        raise UserError(f"data.test_files: {missing[0]!r} matches no file of the data roots")
+    listed = {w if w in groups else by_stem[w] for w in wanted}
+    ranked = sorted((k for k in groups if k not in listed), key=_rank)
+    n = len(ranked) + len(listed)
+    n_val = min(len(ranked), math.ceil(n * val_fraction)) if val_fraction > 0 else 0
+    if listed:
+        test, rest = sorted(listed), ranked[n_val:]
+    else:
+        n_test = min(n - n_val, math.ceil(n * test_fraction)) if test_fraction > 0 else 0
+        test, rest = ranked[n_val:n_val + n_test], ranked[n_val + n_test:]
+    if len(rest) < 1:
+        raise UserError(f"only {n} audio files (groups): too few to split into train/val/test")
+
+    def members(keys):
+        return sorted(f for k in keys for f in groups[k])
+    return {"val": members(ranked[:n_val]), "test": members(test), "train": members(rest)}
+
+
+def split_for(cfg, files: list[Path]) -> dict[str, list[Path]]:
+    """``split_files`` with the run's data settings (the one place training and evaluation split)."""
+    d = cfg.data
+    return split_files(files, d.val_fraction, d.test_fraction, d.group_separator, d.test_files)

@@ -26,7 +26,15 @@ class Inpainter(nn.Module):
     ``forward(masked_mel (B, 1, n_mels, T), mask (B, 1, n_mels, T)) -> (B, 1, n_mels, T)``
     with mask 1 where missing. Subclasses implement :meth:`predict`; the known
     context is passed through unchanged, only the masked region is the network's.
+
+    A model that sets ``takes_guide`` also receives ``guide`` (B, 2, n_mels, T), the
+    similarity search's fill (processors.similarity.window_guide: channel 0 the best-matching
+    stretch of the same recording's Mel in each gap frame, channel 1 its match score there,
+    both 0 elsewhere), as ``predict(masked, mask, guide)``. Datasets, the trainer and
+    inference supply it to every model that declares it and to no other.
     """
+
+    takes_guide: bool = False
 
     # Names of loss terms the model computes itself (``model_terms``), so that
     # ``loss.weights`` may weight them like the registered losses.
@@ -35,8 +43,12 @@ class Inpainter(nn.Module):
     def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked * (1 - mask) + self.predict(masked, mask) * mask
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.takes_guide:
+            return masked * (1 - mask) + self.predict(masked, mask) * mask
+        if guide is None:
+            raise UserError(f"model {self.registry_name!r} needs the similarity guide as input")
+        return masked * (1 - mask) + self.predict(masked, mask, guide) * mask
 
     # ---- optional training hooks; the defaults make an ordinary one-network inpainter.
     # The trainer calls them for every model, so it needs no per-model branches.

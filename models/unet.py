@@ -19,6 +19,9 @@ class UNetParams:
     # Mel itself: training starts at the interpolation baseline (zero-initialised
     # output) and only has to learn what a straight line misses.
     residual_interp: bool = False
+    # Also take the similarity search's fill and score (Inpainter.takes_guide) as two more
+    # input channels, so repeated music can be copied and corrected rather than guessed.
+    guide: bool = False
 
 
 class DoubleConv(nn.Module):
@@ -66,7 +69,8 @@ class Up(nn.Module):
 class UNetInpainter(Inpainter):
     """Encoder halves time-frequency resolution ``depth`` times while doubling channels;
     the decoder mirrors it with transposed convolutions and skip connections.
-    Input channels: masked Mel and mask. Any (n_mels, T) works: the input is padded
+    Input channels: masked Mel and mask (with ``residual_interp`` the interpolation, with
+    ``guide`` the guide's two channels). Any (n_mels, T) works: the input is padded
     to a multiple of ``2**depth`` and the output cropped back.
     """
 
@@ -76,7 +80,8 @@ class UNetInpainter(Inpainter):
         widths = [c * 2 ** i for i in range(params.depth + 1)]
         self.multiple = 2 ** params.depth
         self.residual = params.residual_interp
-        self.inc = DoubleConv(3 if self.residual else 2, widths[0])
+        self.takes_guide = params.guide
+        self.inc = DoubleConv(2 + self.residual + 2 * self.takes_guide, widths[0])
         self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(params.depth))
         self.ups = nn.ModuleList(Up(widths[i + 1], widths[i]) for i in reversed(range(params.depth)))
         self.out = nn.Conv2d(widths[0], 1, 1)
@@ -84,13 +89,15 @@ class UNetInpainter(Inpainter):
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
 
-    def predict(self, masked, mask):
+    def predict(self, masked, mask, guide=None):
         h, w = masked.shape[-2:]
         ph, pw = -h % self.multiple, -w % self.multiple
         inputs = [masked, mask]
         if self.residual:
             base = linear_interpolation(masked, mask)
             inputs.append(base)
+        if self.takes_guide:
+            inputs.append(guide.to(masked.dtype))
         x = F.pad(torch.cat(inputs, dim=1), [0, pw, 0, ph], mode="replicate")
         skips = [self.inc(x)]
         for down in self.downs:

@@ -22,7 +22,7 @@ def main(args) -> int:
         raise UserError("data.cache_dir is not set: add it to the config or --set data.cache_dir=cache/mels")
     files = list_files(d.dataset, [d.root, *d.extra_roots])
     cache = MelCache(d.cache_dir, cfg.audio, d.dataset)
-    counts = fill_cache(files, cache, desc="mels")
+    counts = fill_cache(files, cache, desc="mels", jobs=args.jobs)
     print(f"{cache.dir}: {counts['cached']} new, {counts['skipped']} already cached, "
           f"{counts['failed']} undecodable of {len(files)} files")
     return 0
@@ -33,4 +33,5 @@ if __name__ == "__main__":
     p.add_argument("--config", required=True, help="YAML config under configs/")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set data.cache_dir=cache/mels (repeatable)")
+    p.add_argument("--jobs", type=int, default=1, help="processes decoding files in parallel (default 1)")
     run(main, p)

@@ -38,11 +38,14 @@ class AudioConfig:
 @dataclass
 class MaskConfig:
     """How training/validation gaps are cut (mask 1 = missing)."""
-    mode: str = "random"           # 'random': 1..max_gaps segments; 'fixed': one centred gap
+    mode: str = "random"           # 'random': 1..max_gaps segments; 'fixed': one centred gap;
+                                   # 'range': one gap of min..max_gap_frames anywhere between the margins
     max_gaps: int = 2
     min_fraction: float = 0.10     # random mode: total gap share of the crop
     max_fraction: float = 0.20
     gap_frames: int = 32           # fixed mode: gap length in frames
+    min_gap_frames: int = 8        # range mode: shortest and longest gap in frames (uniform)
+    max_gap_frames: int = 32
     margin_frames: int = 4         # context always kept at both crop edges
     fill_value: float = 0.0        # value written into the hole (normalised units)
 
@@ -55,13 +58,16 @@ class DataConfig:
     crop_frames: int = 128
     val_fraction: float = 0.05
     test_fraction: float = 0.05
-    # a fixed, listed test set: file names without extension (then test_fraction must be 0)
-    test_files: list = field(default_factory=list)
     val_items: int = 64            # fixed validation crops (same masks every run)
     max_bad_fraction: float = 0.2  # more unreadable files than this is fatal
     min_file_seconds: float = 0.5  # shorter or silent files are skipped
     num_workers: int = 0
     cache_dir: str = ""            # on-disk log-Mel cache (datasets.mel_cache); "" = off, e.g. "cache/mels"
+    # files whose names share the part before this separator stay in one split (the stems of
+    # one song, e.g. "x__song.ogg" and "x__guitar.ogg" with "__"); "" = every file on its own
+    group_separator: str = ""
+    # file names (or their group keys) that form the test split instead of the hashed share
+    test_files: list = field(default_factory=list)
     mask: MaskConfig = field(default_factory=MaskConfig)
 
 
@@ -128,6 +134,16 @@ class InferenceConfig:
 
 
 @dataclass
+class SimilarityConfig:
+    """The similarity search (processors.similarity): for the guide of guided models and the
+    similarity baselines."""
+    context_s: float = 1.0         # known context compared on each side of a gap
+    bands: int = 32                # the log-Mel pooled into this many bands for the search
+    align_ms: float = 50.0         # waveform copy: context each side used to align the copy to the sample
+    crossfade_ms: float = 10.0     # waveform copy: seam crossfade from the context's continuation (LPC)
+
+
+@dataclass
 class Config:
     run_name: str = "run"
     seed: int = 0
@@ -138,6 +154,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -45,14 +45,11 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
     _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
            f"{where}: data.val_fraction", "val_fraction + test_fraction must be in [0, 1)")
-    _check(not d.test_files or d.test_fraction == 0, f"{where}: data.test_files",
-           f"a listed test set replaces test_fraction: set data.test_fraction to 0 (now {d.test_fraction:g})")
-    _check(all(isinstance(n, str) and n for n in d.test_files), f"{where}: data.test_files",
-           "must be file names without extension, e.g. LJ001-0001")
     _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
     _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
     _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
-    _check(m.mode in ("random", "fixed"), f"{where}: data.mask.mode", f"must be 'random' or 'fixed', got {m.mode!r}")
+    _check(m.mode in ("random", "fixed", "range"), f"{where}: data.mask.mode",
+           f"must be 'random', 'fixed' or 'range', got {m.mode!r}")
     usable = d.crop_frames - 2 * m.margin_frames
     _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
     _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
@@ -61,6 +58,11 @@ def validate(cfg: Config, where: str = "config") -> None:
                "need 0 < min_fraction <= max_fraction < 1")
         _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
                f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
+    elif m.mode == "range":
+        _check(0 < m.min_gap_frames <= m.max_gap_frames, f"{where}: data.mask.min_gap_frames",
+               "need 0 < min_gap_frames <= max_gap_frames")
+        _check(m.max_gap_frames <= usable, f"{where}: data.mask.max_gap_frames",
+               f"gap of {m.max_gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
     else:
         _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
                f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
@@ -75,6 +77,14 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
            f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
     _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
+
+    _check(all(isinstance(f, str) and f for f in d.test_files), f"{where}: data.test_files",
+           "must be a list of file names")
+    sim = cfg.similarity
+    _check(sim.context_s > 0, f"{where}: similarity.context_s", f"must be > 0, got {sim.context_s}")
+    _check(sim.bands >= 1, f"{where}: similarity.bands", f"must be >= 1, got {sim.bands}")
+    _check(sim.align_ms >= 0, f"{where}: similarity.align_ms", "must be >= 0")
+    _check(sim.crossfade_ms >= 0, f"{where}: similarity.crossfade_ms", "must be >= 0")
 
     v = cfg.vocoder
     _check(v.method in VOCODERS, f"{where}: vocoder.method",

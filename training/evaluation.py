@@ -306,14 +306,15 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     the split is computed over the run's data roots (``cfg.data``), exactly as in
     training, and only files of ``data`` in that part are kept, so a model is never
     scored on clips it learnt from."""
-    from datasets.sources import SOURCES, list_files, split_files
+    from datasets.sources import SOURCES, group_key, list_files, split_for
     files = []
     for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
     d = cfg.data
     if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
-        named = set(d.test_files)
-        files = [f for f in files if f.stem in named]
+        named = {group_key(Path(n), d.group_separator) for n in d.test_files}
+        named |= {Path(n).stem for n in named}
+        files = [f for f in files if {f.name, f.stem, group_key(f, d.group_separator)} & named]
         if not files:
             raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: none of the "
                             f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
@@ -322,7 +323,7 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
             trained_on = list_files(d.dataset, [d.root, *d.extra_roots])
         except UserError as exc:
             raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
-        part = {p.resolve() for p in split_files(trained_on, d.val_fraction, d.test_fraction, d.test_files)[split]}
+        part = {p.resolve() for p in split_for(cfg, trained_on)[split]}
         files = [f for f in files if f.resolve() in part]
         if not files:
             raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")

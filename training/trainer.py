@@ -32,7 +32,8 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets.mel_cache import MelCache
-from datasets.mel_dataset import MaskedMelCrops, build_splits, compute_mels
+from datasets.guided import build_crops
+from datasets.mel_dataset import build_splits, compute_mels
 from models import build_model
 from models.classical import linear_interpolation
 from processors.errors import UserError
@@ -127,13 +128,14 @@ class Trainer:
         splits = build_splits(cfg)
         d = cfg.data
         cache = MelCache(d.cache_dir, cfg.audio, d.dataset) if d.cache_dir else None
+        jobs = max(1, d.num_workers)          # decoding hours of music on one core takes minutes
         self.train_mels = compute_mels(splits["train"], cfg.audio, d.min_file_seconds, d.max_bad_fraction,
-                                       "train files", cache)
+                                       "train files", cache, jobs)
         self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction,
-                                     "val files", cache)
+                                     "val files", cache, jobs)
         self.split_counts = {k: len(v) for k, v in splits.items()}
         self.val_loader = DataLoader(
-            MaskedMelCrops(self.val_mels, d.crop_frames, d.mask, cfg.seed + VAL_SEED_SALT, d.val_items),
+            build_crops(self.val_mels, cfg, cfg.seed + VAL_SEED_SALT, d.val_items, self.model.takes_guide),
             batch_size=t.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed))
         self.stop_requested = False
 
@@ -177,7 +179,8 @@ class Trainer:
     def _train_loader(self):
         cfg = self.cfg
         b = cfg.train.batch_size
-        data = MaskedMelCrops(self.train_mels, cfg.data.crop_frames, cfg.data.mask, cfg.seed, cfg.train.max_steps * b)
+        # a model that takes the similarity guide gets it in every item (Inpainter.takes_guide)
+        data = build_crops(self.train_mels, cfg, cfg.seed, cfg.train.max_steps * b, self.model.takes_guide)
         return DataLoader(data, batch_size=b // self.world.size,
                           sampler=StepSampler(self.step, cfg.train.max_steps, b, self.world),
                           num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",
@@ -262,7 +265,7 @@ class Trainer:
         batch = self.model.training_batch(batch)          # e.g. an MAE's own random patch mask
         masked, target, mask = batch["masked"], batch["target"], batch["mask"]
         with self._autocast():
-            pred = self.net(masked, mask).float()       # losses are summed in float32
+            pred = self.net(masked, mask, batch.get("guide")).float()       # losses are summed in float32
             loss, terms = total_loss(pred, target, mask, self.cfg.loss.weights, self.losses,
                                      self.model.model_terms(masked, mask, pred, target))
         self._update("model", loss)
@@ -310,12 +313,16 @@ class Trainer:
         first = None
         for batch in self.val_loader:
             masked, target, mask = (batch[k].to(self.device) for k in ("masked", "target", "mask"))
-            pred = self.model(masked, mask)
+            guide = batch["guide"].to(self.device) if "guide" in batch else None
+            pred = self.model(masked, mask, guide)
             n = masked.shape[0]
             for name, fn in self.losses.items():
                 sums[name] = sums.get(name, 0.0) + fn(pred, target, mask).item() * n
             sums["interp_mse"] = sums.get("interp_mse", 0.0) + LOSSES["mse"](
                 linear_interpolation(masked, mask), target, mask).item() * n
+            if guide is not None:       # the similarity fill alone, the other yardstick of a guided model
+                sums["guide_mse"] = sums.get("guide_mse", 0.0) + LOSSES["mse"](
+                    guide[:, :1], target, mask).item() * n
             count += n
             if first is None:
                 first = (masked[0, 0].cpu(), pred[0, 0].cpu(), target[0, 0].cpu())

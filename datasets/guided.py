@@ -1,0 +1,45 @@
+"""Masked-Mel crops with the similarity guide, for models that take it (Inpainter.takes_guide).
+
+The guide of a crop's gap comes from the whole song, as at inference: the song's search
+features are computed once per song when the dataset is built, so a crop costs one search
+(a matrix product over the song's frames, a few milliseconds for a 4-minute song).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from datasets.mel_dataset import MaskedMelCrops, crop_item
+from processors.similarity import search_features, window_guide
+
+
+def context_frames(cfg) -> int:
+    """``similarity.context_s`` in Mel frames of ``cfg.audio`` (at least 1)."""
+    return max(1, round(cfg.similarity.context_s * cfg.audio.sample_rate / cfg.audio.hop_length))
+
+
+class GuidedMelCrops(MaskedMelCrops):
+    """:class:`MaskedMelCrops` whose items also hold ``guide`` (2, n_mels, crop_frames):
+    for each gap, the best match found over the whole song (its own gap excluded) and the
+    match score (processors.similarity.window_guide). Items stay a pure function of
+    ``(seed, index)``: the search draws no random numbers."""
+
+    def __init__(self, mels: list[np.ndarray], crop_frames: int, mask_cfg, seed: int, length: int, cfg):
+        super().__init__(mels, crop_frames, mask_cfg, seed, length)
+        self.context = context_frames(cfg)
+        self.feats = [search_features(m, cfg.similarity.bands) for m in mels]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        k = int(rng.choice(len(self.mels), p=self.weights))
+        mel, feats = self.mels[k], self.feats[k]
+        return crop_item(mel, self.crop, self.mask_cfg, rng,
+                         lambda offset, columns: window_guide(mel, feats, offset, columns, self.context))
+
+
+def build_crops(mels: list[np.ndarray], cfg, seed: int, length: int, guided: bool) -> MaskedMelCrops:
+    """The crops a model trains or validates on: with the guide when the model takes it."""
+    d = cfg.data
+    if guided:
+        return GuidedMelCrops(mels, d.crop_frames, d.mask, seed, length, cfg)
+    return MaskedMelCrops(mels, d.crop_frames, d.mask, seed, length)
