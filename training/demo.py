@@ -1,4 +1,5 @@
-"""``make demo``: make a corpus, train a small U-Net, fill a gap in an unseen clip."""
+"""``make demo``: fill a real gap in real speech with the shipped model (seconds), then make
+a corpus, train a small U-Net on it and fill a gap in an unseen clip (minutes)."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from processors.audio_io import load_mono, write_audio
 from processors.inpaint import inpaint_audio
 from processors.mel import MelSpectrogram
 from processors.vocoders import build_vocoder
-from training.checkpoint import load_checkpoint, load_inpainter
+from training.checkpoint import PRETRAINED_DIR, load_checkpoint, load_inpainter
 from training.config import Config
 from training.evaluation import EXAMPLE_CONTEXT_S, Example, build_systems, prepare_reference, score
 from training.figures import mel_figure, save_figure
@@ -44,34 +45,33 @@ def pick_gap(wave: np.ndarray, sr: int, gap_ms: float) -> tuple[int, int]:
     return start, start + n
 
 
+DEMO_CLIP = PRETRAINED_DIR / "demo_clip.wav"    # LJ001-0016: a test file of the shipped model
+
+
 def listening_report(out: Path, clip: Path, original: np.ndarray, gapped: np.ndarray, gap: tuple[int, int],
-                     gap_ms: float, filled: np.ndarray, cfg: Config) -> Path:
-    """``out/report.html``: the clip's original, gapped input and U-Net fill, with linear
-    interpolation and the oracle beside it for scale, each scored on the gap as in evaluation."""
+                     gap_ms: float, filled: np.ndarray, cfg: Config, label: str = "U-Net",
+                     baselines: tuple[str, ...] = ("linear", "oracle"), title: str = "Listening report: make demo"
+                     ) -> tuple[Path, dict]:
+    """``out/report.html``: the clip's original, gapped input and the model's fill (``label``),
+    with ``baselines`` beside it for scale, each scored on the gap as in evaluation.
+    Returns the page and ``{system: scores}``."""
     sr, (s, e) = cfg.audio.sample_rate, gap
     mel_fn = MelSpectrogram(cfg.audio)
     ref = prepare_reference(original, cfg, mel_fn)
-    fills = {"U-Net": filled, **{b.name: b.fill(gapped, gap, original)
-                                 for b in build_systems([], cfg, ["linear", "oracle"])}}
+    fills = {label: filled, **{b.name: b.fill(gapped, gap, original) for b in build_systems([], cfg, list(baselines))}}
     context = round(EXAMPLE_CONTEXT_S * sr)
     crop = slice(max(0, s - context), e + context)
     example = Example(clip.name, gap_ms, (s - crop.start, e - crop.start), crop.start,
                       {"original": original[crop], "gapped": gapped[crop], **{k: w[crop] for k, w in fills.items()}},
                       {k: score(ref, w, gap, cfg, mel_fn) for k, w in fills.items()})
     save_examples([example], cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
-    return build_report(out, "Listening report: make demo")
+    return build_report(out, title), example.scores
 
 
-def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    log.info("corpus: %s", prepare_corpus(cfg, out))
-    last = Path(cfg.train.checkpoints_dir) / cfg.run_name / "last.pt"
-    resume = load_checkpoint(last) if last.exists() else None   # a re-run reuses finished training
-    summary = Trainer(cfg, resume=resume).fit()
-
-    best = last.with_name("best.pt")
-    model, mcfg = load_inpainter(best if best.exists() else last)   # no best.pt if stopped before validating
-    clip = build_splits(cfg)["test"][0]                   # never seen in training or validation
+def fill_clip(model, mcfg: Config, clip: Path, out: Path, gap_ms: float, label: str,
+              baselines: tuple[str, ...], title: str) -> dict:
+    """Cut a ``gap_ms`` gap into the loudest stretch of ``clip``, fill it with ``model`` and write
+    ``out/{original,gapped,filled}.wav``, ``out/comparison.png`` and ``out/report.html``."""
     sr = mcfg.audio.sample_rate
     original = load_mono(clip, sr)
     original = np.round(original * 32767) / 32767        # as 16-bit, so the splice check is exact
@@ -79,19 +79,38 @@ def run_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     gapped = original.copy()
     gapped[s:e] = 0.0
     mel_fn = MelSpectrogram(mcfg.audio)
-    vocoder = build_vocoder(mcfg)
-    filled, details = inpaint_audio(gapped, sr, [(s, e)], model, mcfg, mel_fn, vocoder)
-    write_audio(out / "original.wav", original, sr, subtype="PCM_16")
-    write_audio(out / "gapped.wav", gapped, sr, subtype="PCM_16")
-    write_audio(out / "filled.wav", filled, sr, subtype="PCM_16")
-
+    filled, _ = inpaint_audio(gapped, sr, [(s, e)], model, mcfg, mel_fn, build_vocoder(mcfg))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, wave in (("original", original), ("gapped", gapped), ("filled", filled)):
+        write_audio(out / f"{name}.wav", wave, sr, subtype="PCM_16")
     with torch.no_grad():
         mels = [mel_fn(torch.from_numpy(w.astype(np.float32))).numpy() for w in (original, gapped, filled)]
-    hop_s = mcfg.audio.hop_length / sr
-    fig = mel_figure([("original", mels[0]), (f"gapped ({gap_ms:.0f} ms)", mels[1]), ("filled by the U-Net", mels[2])],
-                     hop_s, [(s / sr, e / sr)])
+    fig = mel_figure([("original", mels[0]), (f"gapped ({gap_ms:.0f} ms)", mels[1]), (f"filled by the {label}", mels[2])],
+                     mcfg.audio.hop_length / sr, [(s / sr, e / sr)])
     save_figure(fig, out / "comparison.png")
-    report = listening_report(out, clip, original, gapped, (s, e), gap_ms, filled, mcfg)
+    report, scores = listening_report(out, clip, original, gapped, (s, e), gap_ms, filled, mcfg, label, baselines, title)
     outside_same = bool(np.array_equal(np.delete(filled, np.s_[s:e]), np.delete(gapped, np.s_[s:e])))
-    return {**summary, "clip": str(clip), "gap": f"{s / sr:.3f}-{e / sr:.3f} s", "outside_gap_identical": outside_same,
-            "listening_report": str(report)}
+    return {"clip": str(clip), "gap": f"{s / sr:.3f}-{e / sr:.3f} s", "outside_gap_identical": outside_same,
+            "listening_report": str(report), "scores": scores}
+
+
+def shipped_demo(out: Path, gap_ms: float = 200.0) -> dict:
+    """The shipped speech model on the committed LJSpeech clip, against linear interpolation,
+    LPC and the oracle: seconds, no training."""
+    model, mcfg = load_inpainter("speech")
+    return fill_clip(model, mcfg, DEMO_CLIP, out, gap_ms, "shipped model", ("linear", "lpc", "oracle"),
+                     "make demo: the shipped speech model on a held-out LJSpeech clip")
+
+
+def training_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
+    """Train ``cfg``'s small U-Net on a corpus made under ``out`` and fill a gap in one of its test clips."""
+    out.mkdir(parents=True, exist_ok=True)
+    log.info("corpus: %s", prepare_corpus(cfg, out))
+    last = Path(cfg.train.checkpoints_dir) / cfg.run_name / "last.pt"
+    resume = load_checkpoint(last) if last.exists() else None   # a re-run reuses finished training
+    summary = Trainer(cfg, resume=resume).fit()
+    best = last.with_name("best.pt")
+    model, mcfg = load_inpainter(best if best.exists() else last)   # no best.pt if stopped before validating
+    clip = build_splits(cfg)["test"][0]                   # never seen in training or validation
+    return {**summary, **fill_clip(model, mcfg, clip, out, gap_ms, "U-Net", ("linear", "oracle"),
+                                   "Listening report: make demo (training)")}

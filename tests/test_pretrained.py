@@ -1,0 +1,70 @@
+"""The shipped speech model (checkpoints/pretrained/speech.pt): real assertions about its weights,
+and what a user sees when the file is missing or damaged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import training.checkpoint as checkpoint
+from conftest import run_script
+from processors.audio_io import load_mono
+from processors.errors import UserError
+from processors.inpaint import inpaint_audio
+from processors.mel import MelSpectrogram
+from processors.metrics import log_spectral_distance
+from processors.vocoders import build_vocoder
+from training.checkpoint import PRETRAINED_DIR, load_inpainter
+from training.demo import DEMO_CLIP, pick_gap
+from training.evaluation import build_systems
+
+
+@pytest.mark.slow
+def test_the_shipped_model_fills_a_gap_in_the_demo_clip_better_than_a_straight_line():
+    torch.set_num_threads(1)
+    model, cfg = load_inpainter("speech")
+    a, sr = cfg.audio, cfg.audio.sample_rate
+    original = load_mono(DEMO_CLIP, sr)
+    s, e = pick_gap(original, sr, 200.0)
+    gapped = original.copy()
+    gapped[s:e] = 0.0
+    mel_fn = MelSpectrogram(a)
+    filled, _ = inpaint_audio(gapped, sr, [(s, e)], model, cfg, mel_fn, build_vocoder(cfg))
+    outside = np.ones(len(original), bool)
+    outside[s:e] = False
+    assert np.array_equal(filled[outside], gapped[outside])          # every sample outside the gap kept
+    linear = build_systems([], cfg, ["linear"])[0].fill(gapped, (s, e), original)
+
+    def lsd(wave):
+        return log_spectral_distance(original, wave, (s, e), sr, a.n_fft, a.win_length, a.hop_length, a.f_max)
+    assert lsd(filled) < lsd(linear)
+
+
+def test_the_shipped_checkpoint_is_small_and_carries_no_optimiser_state():
+    state = torch.load(PRETRAINED_DIR / "speech.pt", map_location="cpu", weights_only=False)
+    assert (PRETRAINED_DIR / "speech.pt").stat().st_size < 25e6
+    assert set(state) <= {"format_version", "config", "model", "step"}
+    assert state["config"]["data"]["test_files"], "the split travels in the config: a listed test set"
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_missing_or_damaged_shipped_model_says_how_to_restore_it(tmp_path, monkeypatch, damage):
+    if damage == "corrupt":
+        (tmp_path / "speech.pt").write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(checkpoint, "PRETRAINED_DIR", tmp_path)
+    with pytest.raises(UserError, match="git checkout checkpoints/pretrained") as err:
+        load_inpainter("speech")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_inference_without_a_checkpoint_uses_the_shipped_speech_model(tmp_path):
+    import soundfile as sf
+    wave, sr = sf.read(DEMO_CLIP, dtype="float32")
+    wave[int(1.5 * sr):int(1.7 * sr)] = 0.0
+    sf.write(tmp_path / "gapped.wav", wave, sr, subtype="PCM_16")
+    result = run_script("inference.py", "--input", tmp_path / "gapped.wav", "--output", tmp_path / "filled.wav")
+    assert result.returncode == 0, result.stderr
+    assert "filled 1 gap(s): 1.500-1.700 s" in result.stdout
+    filled, _ = sf.read(tmp_path / "filled.wav", dtype="float32")
+    assert np.abs(filled[int(1.5 * sr):int(1.7 * sr)]).max() > 0.01          # the gap holds sound now
