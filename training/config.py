@@ -122,6 +122,14 @@ class InferenceConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How scripts/evaluate.py scores (processors.excerpt_metrics)."""
+    domain: str = "speech"         # 'speech' (PESQ, STOI, PLCMOS, DNSMOS) or 'music' (ViSQOL)
+    excerpt_seconds: float = 0.0   # whole-signal metrics score this much audio each side of a gap;
+                                   # 0 = the domain's default (speech 2 s, music 5 s)
+
+
+@dataclass
 class Config:
     run_name: str = "run"
     seed: int = 0
@@ -132,6 +140,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
