@@ -1,8 +1,11 @@
 """Objective scores of a filled recording against its original.
 
 Gap metrics (LSD, Mel MSE, Mel SNR) look only at the frames whose centre lies
-inside the gap; PESQ and STOI always score the whole clip at 16 kHz, because
-both need far more signal than one gap holds.
+inside the gap; whole-signal metrics (PESQ, STOI, PLCMOS, ViSQOL, ...) score the
+**excerpt** around the gap (:func:`excerpt_bounds`): a fixed number of seconds each
+side of it, cut at the file's ends. They need far more signal than one gap holds, and
+scored on whole files they would depend on the file's length (and PESQ's C code
+crashes on files of minutes).
 
 Log-spectral distance (LSD)
 ---------------------------
@@ -17,7 +20,7 @@ from the original's, in dB, on the STFT frames that cover the gap::
 - the bins ``k`` run from 0 Hz up to the Mel band's upper limit ``audio.f_max``,
   so content the Mel features never see is not scored;
 - both power spectra are floored at 80 dB below the reference's peak (the
-  loudest bin of the whole reference clip), so silence in either signal is not
+  loudest bin of the reference excerpt), so silence in either signal is not
   an infinitely large error;
 - lower is better; 0 dB means identical spectra.
 """
@@ -32,6 +35,13 @@ import torch
 from processors.audio_io import resample
 
 EVAL_RATE = 16000   # PESQ wide-band and our STOI both run at 16 kHz
+
+
+def excerpt_bounds(gap: tuple[int, int], n_samples: int, sr: int, seconds: float) -> tuple[int, int]:
+    """Half-open sample range [lo, hi) of the excerpt around ``gap = (start, end)``:
+    ``round(seconds * sr)`` samples each side of the gap, cut at the file's ends (0, n_samples)."""
+    side = round(seconds * sr)
+    return max(0, gap[0] - side), min(n_samples, gap[1] + side)
 
 
 def centre_frames(start: int, end: int, hop: int, n_frames: int) -> tuple[int, int]:
@@ -84,7 +94,7 @@ def mel_snr_db(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, str]:
-    """PESQ wide-band (ITU-T P.862.2, MOS-LQO about 1.0-4.6) of the whole clip at 16 kHz.
+    """PESQ wide-band (ITU-T P.862.2, MOS-LQO about 1.0-4.6) of a whole signal at 16 kHz.
 
     ref, est: (N,) at ``sr``. Returns ``(score, "")``, or ``(nan, reason)`` when PESQ
     cannot score the pair (silence, too short): a skipped clip, not a crash.
@@ -102,7 +112,7 @@ def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, str]:
 
 
 def stoi_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[dict[str, float], str]:
-    """STOI and extended STOI (both 0..1, higher is better) of the whole clip at 16 kHz.
+    """STOI and extended STOI (both 0..1, higher is better) of a whole signal at 16 kHz.
 
     ref, est: (N,) at ``sr``. Returns ``({"stoi": s, "estoi": e}, "")``, or NaNs and a
     reason when the clip has too little speech (under ~0.4 s after pystoi drops silence).

@@ -14,6 +14,8 @@ def main(args) -> int:
     from training.config import load_config
     from training.eval_report import write_report
     from training.evaluation import build_systems, evaluate, evaluation_files
+    from processors.excerpt_metrics import excerpt_seconds
+    from training.scoring import with_eval
 
     if args.gaps_per_file < 1:
         raise UserError(f"--gaps-per-file must be >= 1, got {args.gaps_per_file}")
@@ -25,6 +27,7 @@ def main(args) -> int:
     models = [(n if names.count(n) == 1 else f"{n}#{i + 1}", m, c) for i, (n, m, c) in enumerate(models)]
     # audio, vocoder and splice settings come from the checkpoints; --config only without one
     cfg = models[0][2] if models else load_config(args.config or _path.ROOT / DEFAULT_CONFIG)
+    cfg = with_eval(cfg, args.domain, args.excerpt_seconds)
     from models.vocoder_nets import vocoder_checkpoints
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
@@ -37,7 +40,9 @@ def main(args) -> int:
               f"- checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
               f"- audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
               f"{', '.join(args.vocoder or [*nets] or [cfg.vocoder.method])} ({cfg.vocoder.n_iter} iterations, "
-              f"Mel inverse {cfg.vocoder.mel_inverse})"]
+              f"Mel inverse {cfg.vocoder.mel_inverse})",
+              f"- domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
+              f"{excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds):g} s each side of every gap (cut at the file's ends)"]
     paths = write_report(Path(args.out), rows, examples, [s.name for s in systems], gap_ms, cfg, header)
     print(paths["summary"].read_text())
     print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
@@ -48,6 +53,7 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
+    from processors.excerpt_metrics import DOMAIN_METRICS
     from processors.vocoders import VOCODERS
     from training.evaluation import BASELINES
     p = parser(__doc__)
@@ -70,6 +76,12 @@ if __name__ == "__main__":
     p.add_argument("--vocoder-checkpoint", nargs="+", metavar="PATH",
                    help="trained nets of the learned vocoders (scripts/train_vocoder.py), e.g. "
                         "checkpoints/melspec2spec_ljspeech/best.pt; alone, they pick the vocoder too")
+    p.add_argument("--domain", choices=sorted(DOMAIN_METRICS),
+                   help="which metrics score the fills: speech (PESQ, STOI, PLCMOS, DNSMOS) or music (ViSQOL); "
+                        "default: the config's eval.domain")
+    p.add_argument("--excerpt-seconds", type=float, metavar="S",
+                   help="whole-signal metrics score S seconds each side of every gap (default: the config's "
+                        "eval.excerpt_seconds, or the domain's default: speech 2, music 5)")
     p.add_argument("--examples", type=int, default=1,
                    help="examples per gap length kept for figures and the report (default 1)")
     p.add_argument("--report", action="store_true",

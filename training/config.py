@@ -144,6 +144,14 @@ class SimilarityConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How scripts/evaluate.py scores (processors.excerpt_metrics)."""
+    domain: str = "speech"         # 'speech' (PESQ, STOI, PLCMOS, DNSMOS) or 'music' (ViSQOL)
+    excerpt_seconds: float = 0.0   # whole-signal metrics score this much audio each side of a gap;
+                                   # 0 = the domain's default (speech 2 s, music 5 s)
+
+
+@dataclass
 class Config:
     run_name: str = "run"
     seed: int = 0
@@ -155,6 +163,7 @@ class Config:
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

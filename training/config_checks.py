@@ -22,6 +22,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     """Reject impossible values with a message naming the key."""
     from models.registry import MODELS, validate_model_config   # late: models import torch
     from datasets.sources import SOURCES
+    from processors.excerpt_metrics import DOMAIN_METRICS
     from processors.mel import MEL_INVERSES
     from models.vocoder_nets import validate_vocoder_params
     from processors.vocoders import VOCODERS
@@ -98,6 +99,10 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
     _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+    _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
+           f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
+    _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
+           f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only

@@ -17,9 +17,10 @@ from processors.mel import MelSpectrogram
 from processors.vocoders import build_vocoder
 from training.checkpoint import PRETRAINED_DIR, load_checkpoint, load_inpainter
 from training.config import Config
-from training.evaluation import EXAMPLE_CONTEXT_S, Example, build_systems, prepare_reference, score
+from training.evaluation import EXAMPLE_CONTEXT_S, Example, build_systems
 from training.figures import mel_figure, save_figure
 from training.report import build_report, save_examples
+from training.scoring import score_gap
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,12 @@ def listening_report(out: Path, clip: Path, original: np.ndarray, gapped: np.nda
     Returns the page and ``{system: scores}``."""
     sr, (s, e) = cfg.audio.sample_rate, gap
     mel_fn = MelSpectrogram(cfg.audio)
-    ref = prepare_reference(original, cfg, mel_fn)
     fills = {label: filled, **{b.name: b.fill(gapped, gap, original) for b in build_systems([], cfg, list(baselines))}}
     context = round(EXAMPLE_CONTEXT_S * sr)
     crop = slice(max(0, s - context), e + context)
     example = Example(clip.name, gap_ms, (s - crop.start, e - crop.start), crop.start,
                       {"original": original[crop], "gapped": gapped[crop], **{k: w[crop] for k, w in fills.items()}},
-                      {k: score(ref, w, gap, cfg, mel_fn) for k, w in fills.items()})
+                      score_gap(original, fills, gap, cfg, mel_fn))
     save_examples([example], cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
     return build_report(out, title), example.scores
 

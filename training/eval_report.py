@@ -10,23 +10,34 @@ import torch
 from scipy import stats
 
 from processors.atomic import atomic_path, write_text_atomic
+from processors.excerpt_metrics import GAP_COLUMNS
 
 # column -> (title, True when higher is better, decimals in summary.md)
 METRICS = {
     "lsd_db": ("LSD on the gap (dB)", False, 2),
     "mel_mse": ("Mel MSE on the gap (normalised)", False, 4),
     "mel_snr_db": ("Mel SNR on the gap (dB)", True, 2),
-    "pesq_wb": ("PESQ-WB, whole clip", True, 2),
-    "stoi": ("STOI, whole clip", True, 3),
-    "estoi": ("ESTOI, whole clip", True, 3),
+    "pesq_wb": ("PESQ-WB on the excerpt", True, 2),
+    "stoi": ("STOI on the excerpt", True, 3),
+    "estoi": ("ESTOI on the excerpt", True, 3),
+    "plcmos": ("PLCMOS v2 on the excerpt", True, 2),
+    "dnsmos": ("DNSMOS overall on the excerpt", True, 2),
+    "visqol": ("ViSQOL v3 (audio) on the excerpt", True, 2),
 }
-COLUMNS = ["file", "gap_ms", "gap_index", "start_s", "end_s", "system", *METRICS, "skipped"]
+# The summary's first table, one row per system: the metrics that decide (those the rows hold).
+HEADLINE = ("plcmos", "pesq_wb", "visqol", "lsd_db", "mel_snr_db")
+KEYS = ["file", "gap_ms", "gap_index", "start_s", "end_s", "excerpt_s", "system"]
+
+
+def row_metrics(rows: list[dict]) -> list[str]:
+    """The metric columns the rows hold (those of their domain), in METRICS order."""
+    return [m for m in METRICS if rows and m in rows[0]]
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
     """One row per (file, gap, system); NaN metrics (skipped) are written as empty cells."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=[*KEYS, *row_metrics(rows), "skipped"])
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
@@ -50,7 +61,7 @@ def summarise(rows: list[dict]) -> dict[tuple[str, float, str], tuple[float, flo
     for row in rows:
         groups.setdefault((row["system"], row["gap_ms"]), []).append(row)
     return {(system, ms, m): mean_ci([r[m] for r in group])
-            for (system, ms), group in groups.items() for m in METRICS}
+            for (system, ms), group in groups.items() for m in row_metrics(rows)}
 
 
 def _cell(mean: float, half: float, digits: int) -> str:
@@ -59,14 +70,37 @@ def _cell(mean: float, half: float, digits: int) -> str:
     return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def metrics_in(summary: dict) -> list[str]:
+    """The metrics a summary holds, in METRICS order."""
+    present = {m for _, _, m in summary}
+    return [m for m in METRICS if m in present]
+
+
+def headline_table(summary: dict, systems: list[str], gap_ms: list[float], metrics: list[str]) -> list[str]:
+    """Markdown lines of one table, a row per system, a column per (metric, gap length); means only."""
+    short = {m: METRICS[m][0].split(" on ")[0] + (" ↑" if METRICS[m][1] else " ↓") for m in metrics}
+    lines = ["## At a glance (means; intervals and n in the tables below)", "",
+             "| system | " + " | ".join(f"{short[m]} {ms:g} ms" for m in metrics for ms in gap_ms) + " |",
+             "|---|" + "---:|" * (len(metrics) * len(gap_ms))]
+    for system in systems:
+        cells = [summary.get((system, ms, m), (math.nan, math.nan, 0))[0] for m in metrics for ms in gap_ms]
+        digits = [METRICS[m][2] for m in metrics for _ in gap_ms]
+        lines.append(f"| {system} | " + " | ".join(_cell(c, math.nan, d) for c, d in zip(cells, digits)) + " |")
+    return lines + [""]
+
+
 def summary_markdown(summary: dict, systems: list[str], gap_ms: list[float], header: list[str]) -> str:
     """One table per metric: rows are systems, columns gap lengths, cells mean ± 95 % CI."""
+    metrics = metrics_in(summary)
     lines = ["# Gap-filling evaluation", "", *header, "",
              "Gap metrics (LSD, Mel MSE, Mel SNR) score the frames centred inside the gap, computed "
-             "from the filled waveform (after vocoding and splicing); PESQ-WB, STOI and ESTOI score the "
-             "whole clip at 16 kHz. Cells: mean ± 95 % confidence interval (t-interval) over the scored "
-             "gaps; ↓ lower is better, ↑ higher is better.", ""]
-    for m, (title, higher, digits) in METRICS.items():
+             "from the filled waveform (after vocoding and splicing); "
+             f"{', '.join(METRICS[m][0].split(' on ')[0] for m in metrics if m not in GAP_COLUMNS)} score the "
+             "excerpt around the gap (the same seconds of audio for every system). Cells: mean ± 95 % "
+             "confidence interval (t-interval) over the scored gaps; ↓ lower is better, ↑ higher is better.", "",
+             *headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
+    for m in metrics:
+        title, higher, digits = METRICS[m]
         lines += [f"## {title} {'↑' if higher else '↓'}", "",
                   "| system | " + " | ".join(f"{ms:g} ms" for ms in gap_ms) + " |",
                   "|---|" + "---:|" * len(gap_ms)]
@@ -83,8 +117,13 @@ def summary_markdown(summary: dict, systems: list[str], gap_ms: list[float], hea
 def plot_metrics(summary: dict, systems: list[str], gap_ms: list[float], path: Path) -> None:
     """Every metric against gap length, one line (with 95 % CI bars) per system."""
     from training.figures import plt, save_figure
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), squeeze=False)
-    for ax, (m, (title, higher, _)) in zip(axes.flat, METRICS.items()):
+    metrics = metrics_in(summary)
+    rows = math.ceil(len(metrics) / 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.75 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, m in zip(axes.flat, metrics):
+        title, higher, _ = METRICS[m]
         for system in systems:
             stats_ = [summary.get((system, ms, m), (math.nan, math.nan, 0)) for ms in gap_ms]
             means = [s[0] for s in stats_]

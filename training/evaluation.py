@@ -4,7 +4,8 @@ Every system sees the same gaps (positions drawn per seed, file and gap length),
 one gap per example, so every row of the result is an independent measurement.
 Mel systems go through ``processors.inpaint.inpaint_audio``, exactly as
 ``scripts/inference.py`` does. All work happens at the model's sample rate, and
-every metric compares the filled waveform with the original (see processors.metrics).
+every metric compares the filled waveform with the original on the excerpt around the
+gap (see training.scoring).
 """
 from __future__ import annotations
 
@@ -20,15 +21,16 @@ import torch
 from tqdm import tqdm
 
 from models.classical import linear_interpolation
-from processors.audio_io import load_mono, resample
+from processors.audio_io import load_mono
 from processors.errors import UserError
 from processors.gaps import splice
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.lpc import lpc_fill
 from processors.mel import MelSpectrogram
-from processors.metrics import (EVAL_RATE, centre_frames, log_spectral_distance, mel_mse, mel_snr_db,
-                                pesq_wb, stoi_scores)
+from processors.isolation import CrashIsolation
+from processors.metrics import excerpt_bounds
 from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
+from training.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,6 @@ class System:
     name: str
     cfg: object
     fill: FillFn
-
-
-@dataclass
-class Reference:
-    """One clip's original, prepared once for every gap and system."""
-    wave: np.ndarray           # (N,) at the model's rate
-    mel: np.ndarray            # normalised log-Mel (n_mels, N // hop + 1)
-    wave16: np.ndarray         # (M,) at 16 kHz, for PESQ and STOI
 
 
 @dataclass
@@ -208,43 +202,28 @@ def sample_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int
     return [(int(c) - gap_len // 2, int(c) - gap_len // 2 + gap_len) for c in centres]
 
 
-# --------------------------------------------------------------------------- scoring
-
-def prepare_reference(wave: np.ndarray, cfg, mel_fn) -> Reference:
-    with torch.no_grad():
-        mel = mel_fn(torch.from_numpy(wave)).numpy()
-    return Reference(wave, mel, resample(wave, cfg.audio.sample_rate, EVAL_RATE))
-
-
-def score(ref: Reference, filled: np.ndarray, gap: tuple[int, int], cfg, mel_fn) -> dict:
-    """Every metric of one filled clip (N,) against its original; 'skipped' holds the reasons
-    a whole-clip metric could not be computed (its value is then NaN)."""
-    a = cfg.audio
-    with torch.no_grad():
-        est_mel = mel_fn(torch.from_numpy(np.ascontiguousarray(filled))).numpy()
-    f0, f1 = centre_frames(gap[0], gap[1], a.hop_length, ref.mel.shape[1])
-    est16 = resample(filled, a.sample_rate, EVAL_RATE)
-    pesq, why_pesq = pesq_wb(ref.wave16, est16, EVAL_RATE)
-    stoi, why_stoi = stoi_scores(ref.wave16, est16, EVAL_RATE)
-    return {
-        "lsd_db": log_spectral_distance(ref.wave, filled, gap, a.sample_rate, a.n_fft, a.win_length,
-                                        a.hop_length, a.f_max),
-        "mel_mse": mel_mse(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
-        "mel_snr_db": mel_snr_db(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
-        "pesq_wb": pesq, **stoi,
-        "skipped": "; ".join(r for r in (why_pesq, why_stoi) if r),
-    }
-
-
 # --------------------------------------------------------------------------- the run
+
+def work_span(gap: tuple[int, int], n_samples: int, window: int, excerpt: tuple[int, int],
+              context: int) -> tuple[int, int]:
+    """Samples [lo, hi) of the file one gap's evaluation needs: the crop window of ``window``
+    samples centred on the gap (what every system fills from, as ``locate`` places it), the
+    scored ``excerpt`` and ``context`` samples each side for the kept example; cut at the
+    file's ends. Filling this span gives the same samples as filling the whole file."""
+    (s, e), start = gap, (gap[0] + gap[1]) // 2 - window // 2
+    return (max(0, min(start, excerpt[0], s - context)),
+            min(n_samples, max(start + window, excerpt[1], e + context)))
+
 
 def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float], gaps_per_file: int,
              seed: int, n_examples: int = 1) -> tuple[list[dict], list[Example]]:
     """Score every system on ``gaps_per_file`` gaps of each length in every usable file.
 
-    Returns one row per (file, gap, system) and, per gap length, the first
-    ``n_examples`` examples' waveforms for figures. Unreadable or too-short files are
-    skipped with one warning; none usable is a UserError.
+    The metrics are those of ``cfg.eval.domain``, whole-signal ones on the excerpt of
+    ``cfg.eval.excerpt_seconds`` around each gap (training.scoring). Returns one row per
+    (file, gap, system) and, per gap length, the first ``n_examples`` examples' waveforms
+    for figures. Unreadable or too-short files are skipped with one warning; none usable
+    is a UserError. Work and memory per gap do not depend on the file's length.
     """
     check_gap_ms(gap_ms, systems)
     sr = cfg.audio.sample_rate
@@ -252,7 +231,9 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     window = max(window_samples(s.cfg) for s in systems)
     rows, examples, skipped = [], [], {}
     per_file = len(gap_ms) * gaps_per_file
-    with tqdm(total=len(files) * per_file, desc="evaluate", unit="gap") as bar:
+    with CrashIsolation(threads=torch.get_num_threads()) as runner, \
+            tqdm(total=len(files) * per_file, desc="evaluate", unit="gap") as bar:
+        scorer = Scorer(cfg, mel_fn, runner)
         for path in files:
             try:
                 clean = load_mono(path, sr)
@@ -264,11 +245,10 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
                 skipped[path] = f"shorter than the {window / sr:.2f} s window a gap needs around it"
                 bar.update(per_file)
                 continue
-            ref = prepare_reference(clean, cfg, mel_fn)
             for ms in gap_ms:
                 for i, gap in enumerate(sample_gaps(len(clean), round(ms * sr / 1000), window, gaps_per_file,
                                                     seed, path.name)):
-                    rows += _run_example(path, ms, i, gap, ref, systems, cfg, mel_fn, examples, n_examples)
+                    rows += _run_example(path, ms, i, gap, clean, systems, window, scorer, examples, n_examples)
                     bar.update(1)
     if skipped:
         first = next(iter(skipped.items()))
@@ -279,22 +259,31 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     return rows, examples
 
 
-def _run_example(path, ms, index, gap, ref, systems, cfg, mel_fn, examples, n_examples) -> list[dict]:
-    sr, (s, e) = cfg.audio.sample_rate, gap
-    gapped = ref.wave.copy()
+def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples, n_examples) -> list[dict]:
+    """Fill and score one gap with every system, on the span of the file it needs."""
+    sr = scorer.cfg.audio.sample_rate
+    context = round(EXAMPLE_CONTEXT_S * sr)
+    excerpt = excerpt_bounds(gap, len(clean), sr, scorer.seconds)
+    lo, hi = work_span(gap, len(clean), window, excerpt, context)
+    piece = clean[lo:hi]
+    s, e = gap[0] - lo, gap[1] - lo
+    gapped = piece.copy()
     gapped[s:e] = 0.0
+    cut = slice(excerpt[0] - lo, excerpt[1] - lo)
+    ref = scorer.reference(piece[cut])
     keep = sum(x.gap_ms == ms for x in examples) < n_examples
     if keep:
-        context = round(EXAMPLE_CONTEXT_S * sr)
-        lo = max(0, s - context)
-        crop = slice(lo, e + context)
-        example = Example(path.stem, ms, (s - lo, e - lo), lo, {"original": ref.wave[crop], "gapped": gapped[crop]})
+        first = max(0, s - context)
+        crop = slice(first, e + context)
+        example = Example(path.stem, ms, (s - first, e - first), lo + first,
+                          {"original": piece[crop], "gapped": gapped[crop]})
         examples.append(example)
-    base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": s / sr, "end_s": e / sr}
+    base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": gap[0] / sr, "end_s": gap[1] / sr,
+            "excerpt_s": (excerpt[1] - excerpt[0]) / sr}
     rows = []
     for system in systems:
-        filled = system.fill(gapped, gap, ref.wave)
-        rows.append({**base, "system": system.name, **score(ref, filled, gap, cfg, mel_fn)})
+        filled = system.fill(gapped, (s, e), piece)
+        rows.append({**base, "system": system.name, **scorer.score(ref, filled[cut], (s - cut.start, e - cut.start))})
         if keep:
             example.waves[system.name], example.scores[system.name] = filled[crop], rows[-1]
     return rows

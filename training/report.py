@@ -26,11 +26,12 @@ import torch
 from processors.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
 from processors.errors import UserError
+from training.eval_report import METRICS
 from training.report_html import SPEC_PX, page_html
 
 MANIFEST = "report/examples.json"
 PAGE = "report.html"
-SCORE_KEYS = ("lsd_db", "mel_mse", "mel_snr_db", "pesq_wb", "stoi", "estoi", "skipped")
+SCORE_KEYS = (*METRICS, "skipped")
 SPEC_DPI = 80
 
 

@@ -16,7 +16,8 @@ from training.eval_report import METRICS
 
 # metric -> (short label, unit) for the compact per-clip tables
 SHORT = {"lsd_db": ("LSD", "dB"), "mel_mse": ("Mel MSE", ""), "mel_snr_db": ("Mel SNR", "dB"),
-         "pesq_wb": ("PESQ-WB", ""), "stoi": ("STOI", ""), "estoi": ("ESTOI", "")}
+         "pesq_wb": ("PESQ-WB", ""), "stoi": ("STOI", ""), "estoi": ("ESTOI", ""), "plcmos": ("PLCMOS", ""),
+         "dnsmos": ("DNSMOS", ""), "visqol": ("ViSQOL", "")}
 
 # Spectrogram images, in pixels: five cards (original, gapped input and three systems) fit one
 # row of a 1400-px window, and a page of dozens of PNGs stays small.

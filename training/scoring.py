@@ -1,0 +1,92 @@
+"""Scoring one filled gap: the gap metrics, and the domain's whole-signal metrics on the excerpt.
+
+Everything is computed on the **excerpt** around the gap (processors.metrics.excerpt_bounds),
+never on the whole file: scores do not depend on the file's length and memory does not
+grow with it. Gap metrics (LSD, Mel MSE, Mel SNR) are our own code and run in-process;
+the whole-signal metrics (PESQ, STOI, PLCMOS, DNSMOS, ViSQOL) call native libraries and
+run in a crash-isolated child process, so a crash there is a NaN with its reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from processors.audio_io import resample
+from processors.errors import UserError
+from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_columns, excerpt_seconds
+from processors.isolation import CrashIsolation
+from processors.metrics import centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db
+
+
+def with_eval(cfg, domain: str | None = None, seconds: float | None = None):
+    """``cfg`` with ``eval.domain`` / ``eval.excerpt_seconds`` replaced where given (the
+    command line's --domain / --excerpt-seconds); UserError for an unknown domain or seconds <= 0."""
+    if domain is not None and domain not in DOMAIN_METRICS:
+        raise UserError(f"--domain {domain!r}: unknown (known: {', '.join(sorted(DOMAIN_METRICS))})")
+    if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+        raise UserError(f"--excerpt-seconds {seconds:g}: must be a positive number of seconds")
+    changes = {k: v for k, v in (("domain", domain), ("excerpt_seconds", seconds)) if v is not None}
+    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **changes))
+
+
+@dataclass
+class Reference:
+    """The original excerpt around one gap, prepared once for every system."""
+    wave: np.ndarray                 # (L,) at the model's rate
+    mel: np.ndarray                  # normalised log-Mel (n_mels, L // hop + 1)
+    at_rate: dict                    # rate (Hz) -> the excerpt resampled for the metrics run at it
+
+
+class Scorer:
+    """Scores filled excerpts against their originals with every metric of ``cfg.eval.domain``.
+
+    ``runner`` is where the whole-signal metrics run (one child process for the whole
+    evaluation, so loaded models stay warm).
+    """
+
+    def __init__(self, cfg, mel_fn, runner: CrashIsolation):
+        self.cfg, self.mel_fn, self.runner = cfg, mel_fn, runner
+        self.metrics = [(name, EXCERPT_METRICS[name]) for name in DOMAIN_METRICS[cfg.eval.domain]]
+        self.columns = domain_columns(cfg.eval.domain)
+        self.seconds = excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds)
+
+    def reference(self, excerpt: np.ndarray) -> Reference:
+        """``excerpt`` (L,) of the original at the model's rate -> its Reference."""
+        sr = self.cfg.audio.sample_rate
+        with torch.no_grad():
+            mel = self.mel_fn(torch.from_numpy(np.ascontiguousarray(excerpt))).numpy()
+        return Reference(excerpt, mel, {m.rate: resample(excerpt, sr, m.rate) for _, m in self.metrics})
+
+    def score(self, ref: Reference, filled: np.ndarray, gap: tuple[int, int]) -> dict:
+        """Every metric of one filled excerpt (L,) against ``ref``; ``gap`` in excerpt samples.
+        'skipped' holds the reasons a metric could not be computed (its value is then NaN)."""
+        a = self.cfg.audio
+        with torch.no_grad():
+            est_mel = self.mel_fn(torch.from_numpy(np.ascontiguousarray(filled))).numpy()
+        f0, f1 = centre_frames(gap[0], gap[1], a.hop_length, ref.mel.shape[1])
+        row = {"lsd_db": log_spectral_distance(ref.wave, filled, gap, a.sample_rate, a.n_fft, a.win_length,
+                                               a.hop_length, a.f_max),
+               "mel_mse": mel_mse(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
+               "mel_snr_db": mel_snr_db(ref.mel[:, f0:f1], est_mel[:, f0:f1])}
+        est_at = {rate: resample(filled, a.sample_rate, rate) for rate in ref.at_rate}
+        reasons = []
+        for name, metric in self.metrics:
+            result, error = self.runner.call(metric.fn, ref.at_rate[metric.rate], est_at[metric.rate], metric.rate)
+            values, why = ({c: math.nan for c in metric.columns}, f"{name}: {error}") if error else result
+            row.update(values)
+            reasons += [why] if why else []
+        return {**row, "skipped": "; ".join(reasons)}
+
+
+def score_gap(original: np.ndarray, fills: dict, gap: tuple[int, int], cfg, mel_fn) -> dict[str, dict]:
+    """Every metric of each fill ``{name: (N,)}`` of ``original`` (N,) on ``gap`` (samples), on the
+    excerpt around it; for one-off scoring (it starts and ends its own metric process)."""
+    with CrashIsolation(threads=torch.get_num_threads()) as runner:
+        scorer = Scorer(cfg, mel_fn, runner)
+        lo, hi = excerpt_bounds(gap, len(original), cfg.audio.sample_rate, scorer.seconds)
+        ref = scorer.reference(original[lo:hi])
+        return {name: scorer.score(ref, wave[lo:hi], (gap[0] - lo, gap[1] - lo)) for name, wave in fills.items()}
