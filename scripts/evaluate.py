@@ -22,7 +22,8 @@ def main(args) -> int:
     if args.limit_files is not None and args.limit_files < 1:
         raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
     checkpoints = args.checkpoint or []
-    models = [(f"{Path(p).parent.name}/{Path(p).stem}", *load_inpainter(p)) for p in checkpoints]
+    models = [(f"{Path(p).parent.name}/{Path(p).stem}" if Path(p).suffix else f"shipped_{p}", *load_inpainter(p))
+              for p in checkpoints]
     names = [m[0] for m in models]
     models = [(n if names.count(n) == 1 else f"{n}#{i + 1}", m, c) for i, (n, m, c) in enumerate(models)]
     # audio, vocoder and splice settings come from the checkpoints; --config only without one
@@ -57,7 +58,8 @@ if __name__ == "__main__":
     from processors.vocoders import VOCODERS
     from training.evaluation import BASELINES
     p = parser(__doc__)
-    p.add_argument("--checkpoint", action="append", help="checkpoints/<run>/best.pt (repeatable)")
+    p.add_argument("--checkpoint", action="append",
+                   help="checkpoints/<run>/best.pt, or a shipped model: speech, music (repeatable)")
     p.add_argument("--config", help=f"audio/vocoder settings when no --checkpoint is given (default {DEFAULT_CONFIG})")
     p.add_argument("--data", required=True, nargs="+",
                    help="LJSpeech-1.1 root (with metadata.csv) or any folder of audio (several allowed)")
