@@ -127,6 +127,9 @@ class VocoderConfig:
 class InferenceConfig:
     min_gap_ms: float = 20.0       # digital silence at least this long is a gap
     crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
+    # a file with several channels: 'downmix' fills the mono mix and copies it to every channel;
+    # 'per_channel' fills each channel from its own context (and its own guide): stereo stays stereo
+    stereo: str = "downmix"
 
 
 @dataclass

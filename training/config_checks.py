@@ -96,6 +96,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     v.params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+    _check(cfg.inference.stereo in ("downmix", "per_channel"), f"{where}: inference.stereo",
+           f"must be 'downmix' or 'per_channel', got {cfg.inference.stereo!r}")
 
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.classical import linear_interpolation
+from models.classical import SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono, resample
 from processors.errors import UserError
 from processors.gaps import splice
@@ -28,6 +28,7 @@ from processors.lpc import lpc_fill
 from processors.mel import MelSpectrogram
 from processors.metrics import (EVAL_RATE, centre_frames, log_spectral_distance, mel_mse, mel_snr_db,
                                 pesq_wb, stoi_scores)
+from processors.similarity_fill import similarity_wave_fill
 from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,21 @@ def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
     return fill
 
 
+@baseline("similarity_mel")
+def similarity_mel_baseline(cfg, mel_fn, vocoder) -> FillFn:
+    """The stretch of the same recording whose surroundings match the gap's best
+    (processors.similarity), copied in the log-Mel domain, then the same vocoder and splice."""
+    return mel_system(SimilarityMelFill(), cfg, mel_fn, vocoder)
+
+
+@baseline("similarity_wave")
+def similarity_wave_baseline(cfg, mel_fn, vocoder) -> FillFn:
+    """The same search, the matched stretch's samples copied into the gap (aligned to the
+    sample, short crossfades from the context's LPC continuation): true phase and fine structure."""
+    sr = cfg.audio.sample_rate
+    return lambda gapped, gap, clean: similarity_wave_fill(gapped, sr, [gap], cfg, mel_fn)[0]
+
+
 @baseline("oracle")
 def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
     """The true Mel of the gap through the same vocoder and splice: the ceiling of any
@@ -125,7 +141,7 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
 
 
 # Baselines that go through the vocoder: with several vocoders, one row per vocoder each.
-VOCODED_BASELINES = ("linear", "oracle")
+VOCODED_BASELINES = ("linear", "similarity_mel", "oracle")
 
 
 def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str],
