@@ -69,7 +69,8 @@ def song_guide(search: SongSearch, window_start: int, sr: int, cfg, columns: np.
 def refine_lag(mono: np.ndarray, gap: tuple[int, int], lag: int, radius: int, width: int) -> int:
     """The lag (samples, within ``lag +- radius``) whose source best matches the gap's context.
 
-    mono: (N,); gap: (s, e). Compares the ``width`` samples before s and after e with the
+    mono: (N,), or (N, C) read as its downmix (only the stretches compared are mixed);
+    gap: (s, e). Compares the ``width`` samples before s and after e with the
     same stretches around the source [s + lag, e + lag) by normalised cross-correlation,
     so the copy continues the context in phase. Lags whose windows leave the recording are
     not considered; returns ``lag`` when none is left or the context is silent.
@@ -81,14 +82,16 @@ def refine_lag(mono: np.ndarray, gap: tuple[int, int], lag: int, radius: int, wi
     hi = min(lag + radius, n - e - wr)
     if hi < lo or wl + wr == 0:
         return lag
-    x = np.asarray(mono, dtype=np.float64)
+    def x(a: int, b: int) -> np.ndarray:
+        part = np.asarray(mono[a:b], dtype=np.float64)
+        return part.mean(axis=1) if part.ndim == 2 else part
     corr = np.zeros(hi - lo + 1)
     energy = np.zeros(hi - lo + 1)
     ref_energy = 0.0
-    for template, first in ((x[s - wl:s], s - wl), (x[e:e + wr], e)):
+    for template, first in ((x(s - wl, s), s - wl), (x(e, e + wr), e)):
         if len(template) == 0:
             continue
-        region = x[first + lo:first + hi + len(template)]                # every candidate's window
+        region = x(first + lo, first + hi + len(template))                # every candidate's window
         corr += scipy.signal.correlate(region, template, mode="valid", method="auto")
         sq = np.concatenate([[0.0], np.cumsum(region ** 2)])
         energy += sq[len(template):] - sq[:-len(template)]
@@ -127,8 +130,7 @@ def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int
     bit-identical) and, per gap, ``{"gap", "source" (start sample or -1), "score"}``. A gap
     with no candidate (a recording too short to search) is filled by LPC from both sides.
     """
-    mono = to_mono(samples).astype(np.float32)
-    search = search or song_search(mono, sr, gaps, cfg, mel_fn)
+    search = search or song_search(to_mono(samples), sr, gaps, cfg, mel_fn)
     a, sim = cfg.audio, cfg.similarity
     to_native = sr / a.sample_rate
     fade = round(sim.crossfade_ms * sr / 1000)
@@ -148,7 +150,7 @@ def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int
             details.append({"gap": (s, e), "source": -1, "score": 0.0})
             continue
         lag = round((match.start - f0) * a.hop_length * to_native)
-        lag = refine_lag(mono, (s, e), lag, math.ceil(a.hop_length * to_native),
+        lag = refine_lag(samples, (s, e), lag, math.ceil(a.hop_length * to_native),
                          round(sim.align_ms * sr / 1000))
         for c in range(channels.shape[1]):
             piece = seam_crossfade(source[s + lag:e + lag, c], source[max(0, s - n_ctx):s, c],

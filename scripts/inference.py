@@ -41,6 +41,9 @@ def main(args) -> int:
         from processors.vocoders import with_vocoder
         nets = vocoder_checkpoints(args.vocoder_checkpoint and [args.vocoder_checkpoint])
         cfg = with_vocoder(cfg, args.vocoder or next(iter(nets)), nets)
+    if args.stereo:
+        import dataclasses
+        cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, stereo=args.stereo))
     silences = find_silent_gaps(samples, int(cfg.inference.min_gap_ms * sr / 1000))
     if args.gaps:
         gaps = parse_gaps(args.gaps, sr, len(samples))
@@ -92,6 +95,9 @@ if __name__ == "__main__":
     p.add_argument("--vocoder-checkpoint", metavar="PATH",
                    help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
     p.add_argument("--figure", help="write a before/after spectrogram PNG here")
+    p.add_argument("--stereo", choices=["downmix", "per_channel"],
+                   help="a file with several channels: fill the mix and copy it to every channel, or fill each "
+                        "channel from its own context (default: the checkpoint's inference.stereo)")
     p.add_argument("--method", choices=["model", "similarity_wave"], default="model",
                    help="model: the checkpoint's inpainter (default); similarity_wave: copy the best-matching "
                         "stretch of the same recording, every channel its own (the checkpoint's settings)")
