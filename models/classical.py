@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def linear_interpolation(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -27,3 +28,20 @@ def linear_interpolation(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tens
         w = torch.where(tr > tl, (t[holes] - tl) / (tr - tl).clamp(min=1), torch.zeros_like(tl))
         out[b, :, :, holes] = (1 - w) * masked[b, :, :, known[left]] + w * masked[b, :, :, known[right]]
     return out
+
+
+class SimilarityMelFill(nn.Module):
+    """The similarity fill in the Mel domain: each gap takes the guide's Mel, the stretch of
+    the same recording whose surroundings match best (processors.similarity); a gap without
+    a match (score channel 0) falls back on linear interpolation.
+
+    ``forward(masked, mask (B, 1, n_mels, T), guide (B, 2, n_mels, T)) -> (B, 1, n_mels, T)``,
+    the context unchanged. No weights: a baseline beside the networks.
+    """
+
+    takes_guide = True
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        matched = (guide[:, 1:2] != 0).to(masked.dtype) * mask
+        fallback = linear_interpolation(masked, mask)
+        return fallback * (1 - matched) + guide[:, :1].to(masked.dtype) * matched

@@ -15,6 +15,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.errors import UserError
 from processors.gaps import gap_frames, splice
+from processors.similarity_fill import song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
 # the lower rate) lets the gap's zeros reach, in units of the lower rate's samples
@@ -81,13 +82,23 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
 
     ``vocoder(pred_mel, context, hole) -> wave`` (processors.vocoders) gets the window's
     waveform at the model's rate and which of its samples lie in a gap; its fill is faded
-    in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. Returns
+    in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. A model
+    that ``takes_guide`` also gets each window's similarity guide, searched over the whole
+    recording (its Mel is computed once; each gap adds one search). With
+    ``inference.stereo: per_channel`` every channel is filled on its own. Returns
     the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
     and metrics.
     """
     if not gaps:
         raise UserError("no gap to fill")
+    if samples.ndim == 2 and samples.shape[1] > 1 and cfg.inference.stereo == "per_channel":
+        out, details = samples.copy(), []
+        for c in range(samples.shape[1]):       # each channel from its own context: twice the cost
+            out[:, c], channel_details = inpaint_audio(np.ascontiguousarray(samples[:, c]), sr, gaps, model, cfg,
+                                                        mel_fn, vocoder)
+            details = details or channel_details
+        return out, details
     mono = to_mono(samples).astype(np.float32)
     a, fill = cfg.audio, cfg.data.mask.fill_value
     windows = [locate(g, len(mono), sr, cfg) for g in gaps]
@@ -96,6 +107,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     smear = 0 if sr == a.sample_rate else math.ceil(RESAMPLE_REACH * max(1.0, a.sample_rate / sr))
     # a fill that continues the context needs no fade; a fade from the silent gap would dim its edges
     fade = 0 if getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
+    search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
         context = window_wave(mono, sr, win, cfg)
@@ -110,7 +122,11 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
                 mask[:, f0:f1] = 1.0
                 hole[max(0, lo - smear):hi + smear] = True
         masked = mel * (1 - mask) + fill * mask
-        pred = model(masked[None, None], mask[None, None])[0, 0].float()
+        extra = {}
+        if search is not None:
+            guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5)
+            extra["guide"] = torch.from_numpy(guide)[None]
+        pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
         # context vocoders keep the true audio around the hole and the frames clear of it
         wave = vocoder(pred, context, hole).numpy()
         wave = resample(wave, a.sample_rate, sr)

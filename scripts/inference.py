@@ -42,6 +42,9 @@ def main(args) -> int:
         from processors.vocoders import with_vocoder
         nets = vocoder_checkpoints(args.vocoder_checkpoint and [args.vocoder_checkpoint])
         cfg = with_vocoder(cfg, args.vocoder or next(iter(nets)), nets)
+    if args.stereo:
+        import dataclasses
+        cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, stereo=args.stereo))
     inf = cfg.inference
     silences = find_silent_gaps(samples, int(inf.min_gap_ms * sr / 1000))
     if sf.info(str(src)).format not in LOSSLESS:    # only a lossy codec smears a gap's edges
@@ -61,7 +64,14 @@ def main(args) -> int:
     mel_fn = MelSpectrogram(cfg.audio)
     vocoder = build_vocoder(cfg)
     try:
-        filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
+        if args.method == "similarity_wave":      # the checkpoint gives the audio and search settings
+            from processors.similarity_fill import similarity_wave_fill
+            filled, matches = similarity_wave_fill(samples, sr, gaps, cfg, mel_fn)
+            for m in matches:
+                print(f"gap {m['gap'][0] / sr:.3f} s: " + (f"copied from {m['source'] / sr:.3f} s (score {m['score']:.3f})"
+                                                           if m["source"] >= 0 else "no match: LPC fill"))
+        else:
+            filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
     except UserError as exc:
         raise UserError(f"{src}: {exc}") from exc
     subtype = sf.info(str(src)).subtype if dst.suffix.lower() == src.suffix.lower() else None
@@ -90,4 +100,10 @@ if __name__ == "__main__":
     p.add_argument("--vocoder-checkpoint", metavar="PATH",
                    help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
     p.add_argument("--figure", help="write a before/after spectrogram PNG here")
+    p.add_argument("--stereo", choices=["downmix", "per_channel"],
+                   help="a file with several channels: fill the mix and copy it to every channel, or fill each "
+                        "channel from its own context (default: the checkpoint's inference.stereo)")
+    p.add_argument("--method", choices=["model", "similarity_wave"], default="model",
+                   help="model: the checkpoint's inpainter (default); similarity_wave: copy the best-matching "
+                        "stretch of the same recording, every channel its own (the checkpoint's settings)")
     run(main, p)

@@ -131,6 +131,9 @@ class InferenceConfig:
     edge_db: float = -30.0
     edge_ms: float = 60.0          # 0 = take the exactly-zero run as it is
     crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
+    # a file with several channels: 'downmix' fills the mono mix and copies it to every channel;
+    # 'per_channel' fills each channel from its own context (and its own guide): stereo stays stereo
+    stereo: str = "downmix"
 
 
 @dataclass

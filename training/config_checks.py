@@ -103,6 +103,8 @@ def validate(cfg: Config, where: str = "config") -> None:
            f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
+    _check(cfg.inference.stereo in ("downmix", "per_channel"), f"{where}: inference.stereo",
+           f"must be 'downmix' or 'per_channel', got {cfg.inference.stereo!r}")
 
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only

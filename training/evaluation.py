@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.classical import linear_interpolation
+from models.classical import SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono
 from processors.errors import UserError
 from processors.gaps import splice
@@ -29,6 +29,7 @@ from processors.lpc import lpc_fill
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
 from processors.metrics import excerpt_bounds
+from processors.similarity_fill import similarity_wave_fill
 from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
 from training.scoring import Scorer
 
@@ -106,6 +107,21 @@ def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
     return fill
 
 
+@baseline("similarity_mel")
+def similarity_mel_baseline(cfg, mel_fn, vocoder) -> FillFn:
+    """The stretch of the same recording whose surroundings match the gap's best
+    (processors.similarity), copied in the log-Mel domain, then the same vocoder and splice."""
+    return mel_system(SimilarityMelFill(), cfg, mel_fn, vocoder)
+
+
+@baseline("similarity_wave")
+def similarity_wave_baseline(cfg, mel_fn, vocoder) -> FillFn:
+    """The same search, the matched stretch's samples copied into the gap (aligned to the
+    sample, short crossfades from the context's LPC continuation): true phase and fine structure."""
+    sr = cfg.audio.sample_rate
+    return lambda gapped, gap, clean: similarity_wave_fill(gapped, sr, [gap], cfg, mel_fn)[0]
+
+
 @baseline("oracle")
 def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
     """The true Mel of the gap through the same vocoder and splice: the ceiling of any
@@ -119,7 +135,7 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
 
 
 # Baselines that go through the vocoder: with several vocoders, one row per vocoder each.
-VOCODED_BASELINES = ("linear", "oracle")
+VOCODED_BASELINES = ("linear", "similarity_mel", "oracle")
 
 
 def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str],

@@ -1,0 +1,53 @@
+"""Speed of the similarity search and of the waveform copy on one real recording."""
+from __future__ import annotations
+
+import time
+import zlib
+
+import numpy as np
+import torch
+
+from processors.audio_io import read_audio, to_mono
+from processors.mel import MelSpectrogram
+from processors.similarity import find_match
+from processors.similarity_fill import model_frames, similarity_wave_fill, song_search
+
+
+def _ms(fn) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t) * 1000, out
+
+
+def benchmark_similarity(path, cfg, gap_s: list[float], count: int, seed: int = 0) -> dict:
+    """Time, on the recording at ``path`` (its own rate and channels), the analysis of the
+    whole recording (Mel and search features, once per file), the search of one gap, and the
+    waveform copy of one gap (search + alignment + seam crossfades, every channel), for
+    ``count`` seeded gaps of each length in ``gap_s`` seconds.
+    Returns ``{"seconds", "channels", "rate", "analysis_ms", "rows": [{gap_s, search_ms, fill_ms, score}]}``,
+    times in wall-clock milliseconds (medians over the gaps).
+    """
+    samples, sr = read_audio(path)
+    mel_fn = MelSpectrogram(cfg.audio)
+    rng = np.random.default_rng([seed, zlib.crc32(str(path).encode())])
+    rows = []
+    analysis = []
+    for g in gap_s:
+        n = round(g * sr)
+        searches, fills, scores = [], [], []
+        for _ in range(count):
+            s = int(rng.integers(sr * 2, len(samples) - n - sr * 2))
+            gapped = samples.copy()
+            gapped[s:s + n] = 0
+            ms, search = _ms(lambda: song_search(to_mono(gapped), sr, [(s, s + n)], cfg, mel_fn))
+            analysis.append(ms)
+            (f0, f1), = model_frames([(s, s + n)], sr, cfg, search.mel.shape[1])
+            ms, match = _ms(lambda: find_match(search.feats, (f0, f1), search.context, search.known))
+            searches.append(ms)
+            scores.append(match.score)
+            ms, _ = _ms(lambda: similarity_wave_fill(gapped, sr, [(s, s + n)], cfg, mel_fn, search))
+            fills.append(ms)
+        rows.append({"gap_s": g, "search_ms": float(np.median(searches)), "fill_ms": float(np.median(fills)),
+                     "score": float(np.median(scores))})
+    return {"seconds": len(samples) / sr, "channels": samples.shape[1], "rate": sr,
+            "analysis_ms": float(np.median(analysis)), "threads": torch.get_num_threads(), "rows": rows}
