@@ -65,9 +65,14 @@ DOMAIN_METRICS = {"speech": ("pesq", "stoi", "plcmos", "dnsmos"), "music": ("vis
 GAP_COLUMNS = ("lsd_db", "mel_mse", "mel_snr_db")
 
 
-def domain_columns(domain: str) -> list[str]:
+def domain_metrics(domain: str, chosen: list[str] | tuple = ()) -> list[str]:
+    """The whole-signal metrics to run: ``chosen`` (a subset of the domain's), or all of them."""
+    return [m for m in DOMAIN_METRICS[domain] if not chosen or m in chosen]
+
+
+def domain_columns(domain: str, chosen: list[str] | tuple = ()) -> list[str]:
     """Every metric column a row of ``domain`` holds, in table order."""
-    return [*GAP_COLUMNS, *(c for name in DOMAIN_METRICS[domain] for c in EXCERPT_METRICS[name].columns)]
+    return [*GAP_COLUMNS, *(c for name in domain_metrics(domain, chosen) for c in EXCERPT_METRICS[name].columns)]
 
 
 def excerpt_seconds(domain: str, seconds: float) -> float:

@@ -28,7 +28,7 @@ def main(args) -> int:
     models = [(n if names.count(n) == 1 else f"{n}#{i + 1}", m, c) for i, (n, m, c) in enumerate(models)]
     # audio, vocoder and splice settings come from the checkpoints; --config only without one
     cfg = models[0][2] if models else load_config(args.config or _path.ROOT / DEFAULT_CONFIG)
-    cfg = with_eval(cfg, args.domain, args.excerpt_seconds)
+    cfg = with_eval(cfg, args.domain, args.excerpt_seconds, args.metrics)
     from models.vocoder_nets import vocoder_checkpoints
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
@@ -81,6 +81,9 @@ if __name__ == "__main__":
     p.add_argument("--domain", choices=sorted(DOMAIN_METRICS),
                    help="which metrics score the fills: speech (PESQ, STOI, PLCMOS, DNSMOS) or music (ViSQOL); "
                         "default: the config's eval.domain")
+    p.add_argument("--metrics", nargs="+", metavar="NAME",
+                   help="whole-signal metrics to run, a subset of the domain's (speech: pesq stoi plcmos dnsmos; "
+                        "music: visqol); default: the config's eval.metrics, or all")
     p.add_argument("--excerpt-seconds", type=float, metavar="S",
                    help="whole-signal metrics score S seconds each side of every gap (default: the config's "
                         "eval.excerpt_seconds, or the domain's default: speech 2, music 5)")

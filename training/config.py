@@ -152,6 +152,9 @@ class EvalConfig:
     domain: str = "speech"         # 'speech' (PESQ, STOI, PLCMOS, DNSMOS) or 'music' (ViSQOL)
     excerpt_seconds: float = 0.0   # whole-signal metrics score this much audio each side of a gap;
                                    # 0 = the domain's default (speech 2 s, music 5 s)
+    # whole-signal metrics to run, a subset of the domain's; [] = all of them (each costs CPU:
+    # PLCMOS and DNSMOS about 0.5 s per excerpt, ViSQOL about 2.5 s)
+    metrics: list = field(default_factory=list)
 
 
 @dataclass

@@ -101,6 +101,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
     _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
            f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
+    unknown = [m for m in cfg.eval.metrics if m not in DOMAIN_METRICS.get(cfg.eval.domain, ())]
+    _check(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
+           f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
     _check(cfg.inference.stereo in ("downmix", "per_channel"), f"{where}: inference.stereo",

@@ -17,20 +17,28 @@ import torch
 
 from processors.audio_io import resample
 from processors.errors import UserError
-from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_columns, excerpt_seconds
+from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_columns, domain_metrics, excerpt_seconds
 from processors.isolation import CrashIsolation
 from processors.metrics import centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db
 
 
-def with_eval(cfg, domain: str | None = None, seconds: float | None = None):
-    """``cfg`` with ``eval.domain`` / ``eval.excerpt_seconds`` replaced where given (the
-    command line's --domain / --excerpt-seconds); UserError for an unknown domain or seconds <= 0."""
+def with_eval(cfg, domain: str | None = None, seconds: float | None = None, metrics: list[str] | None = None):
+    """``cfg`` with ``eval.domain`` / ``eval.excerpt_seconds`` / ``eval.metrics`` replaced where given
+    (the command line's --domain / --excerpt-seconds / --metrics); UserError for an unknown domain,
+    seconds <= 0 or a metric the domain does not have."""
     if domain is not None and domain not in DOMAIN_METRICS:
         raise UserError(f"--domain {domain!r}: unknown (known: {', '.join(sorted(DOMAIN_METRICS))})")
     if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
         raise UserError(f"--excerpt-seconds {seconds:g}: must be a positive number of seconds")
-    changes = {k: v for k, v in (("domain", domain), ("excerpt_seconds", seconds)) if v is not None}
-    return dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **changes))
+    changes = {k: v for k, v in (("domain", domain), ("excerpt_seconds", seconds), ("metrics", metrics))
+               if v is not None}
+    if domain is not None and metrics is None:      # the config's choice was for its own domain
+        changes["metrics"] = []
+    ev = dataclasses.replace(cfg.eval, **changes)
+    unknown = [m for m in ev.metrics if m not in DOMAIN_METRICS[ev.domain]]
+    if unknown:
+        raise UserError(f"--metrics {unknown[0]!r}: not a {ev.domain} metric (known: {', '.join(DOMAIN_METRICS[ev.domain])})")
+    return dataclasses.replace(cfg, eval=ev)
 
 
 @dataclass
@@ -50,8 +58,8 @@ class Scorer:
 
     def __init__(self, cfg, mel_fn, runner: CrashIsolation):
         self.cfg, self.mel_fn, self.runner = cfg, mel_fn, runner
-        self.metrics = [(name, EXCERPT_METRICS[name]) for name in DOMAIN_METRICS[cfg.eval.domain]]
-        self.columns = domain_columns(cfg.eval.domain)
+        self.metrics = [(name, EXCERPT_METRICS[name]) for name in domain_metrics(cfg.eval.domain, cfg.eval.metrics)]
+        self.columns = domain_columns(cfg.eval.domain, cfg.eval.metrics)
         self.seconds = excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds)
 
     def reference(self, excerpt: np.ndarray) -> Reference:
