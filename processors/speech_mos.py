@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from processors.audio_io import resample
 
@@ -36,21 +37,34 @@ PLCMOS_SEED = 0
 DNSMOS_SECONDS = 9.01     # DNSMOS's input length (speechmos.dnsmos.INPUT_LENGTH)
 
 
+def _session(path: str):
+    """An onnxruntime session on torch's thread count (its default takes every core and
+    spins them while waiting, which a shared machine feels)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    return ort.InferenceSession(path, options)
+
+
 @lru_cache(maxsize=1)
 def _plcmos_model():
     """(speechmos PLCMOS, its fixed rater embeddings (15, 64) float32); loaded once per process."""
     from speechmos.plcmos import PLCMOS
     raters = np.random.default_rng(PLCMOS_SEED).standard_normal((PLCMOS_RATERS, 64)).astype(np.float32)
-    return PLCMOS(embed_rounds=PLCMOS_RATERS), raters
+    model = PLCMOS(embed_rounds=PLCMOS_RATERS)
+    model.session = _session(model.model_path)
+    return model, raters
 
 
 @lru_cache(maxsize=1)
 def _dnsmos_model():
-    """speechmos's DNSMOS (P.835 model + P.808 model); loaded once per process."""
+    """speechmos's DNSMOS (its P.835 model scores; the P.808 model is loaded but not run)."""
     import speechmos
     from speechmos.dnsmos import DNSMOS
     models = Path(speechmos.__file__).parent / "dnsmos_models"
-    return DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
+    model = DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
+    model.onnx_sess = _session(model.primary_model_path)
+    return model
 
 
 def _prepare(wave: np.ndarray, sr: int) -> tuple[np.ndarray, str]:

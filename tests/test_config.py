@@ -130,12 +130,19 @@ def test_override_with_unknown_key_is_rejected():
     (["loss.weights.perceptual=1"], "loss.weights.perceptual"),
     (["loss.weights.mse=0", "loss.weights.l1=0", "loss.weights.boundary=0", "loss.weights.compressed=0"], "loss.weights"),
     (["vocoder.method=hifigan"], "vocoder.method"),
+    (["eval.domain=podcast"], "eval.domain"),
+    (["eval.excerpt_seconds=-1"], "eval.excerpt_seconds"),
 ])
 def test_impossible_values_name_the_key(overrides, key):
     with pytest.raises(UserError) as err:
         load_config(ROOT / "configs" / "unet_ljspeech.yaml", overrides)
     assert key in str(err.value)
     assert "unet_ljspeech.yaml" in str(err.value)
+
+
+def test_music_configs_say_music():
+    assert load_config(ROOT / "configs" / "unet_cal500.yaml").eval.domain == "music"
+    assert load_config(ROOT / "configs" / "unet_ljspeech.yaml").eval.domain == "speech"
 
 
 def test_model_params_unknown_key():

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,8 @@ from processors.errors import UserError
 from processors.inpaint import locate
 from training.eval_report import mean_ci
 from training.evaluation import (BASELINES, build_systems, check_gap_ms, evaluate, evaluation_files,
-                                 longest_gap_ms, sample_gaps, window_samples)
+                                 longest_gap_ms, sample_gaps, window_samples, work_span)
+from training.scoring import with_eval
 from training.trainer import Trainer
 
 torch.set_num_threads(1)
@@ -84,6 +87,7 @@ def test_oracle_beats_zero_fill_and_rows_share_their_gaps(tiny_cfg, tmp_path):
     assert set(examples[0].waves) == {"original", "gapped", *BASELINES}
 
 
+@pytest.mark.slow           # 80 fills, each scored by five metrics (PLCMOS and DNSMOS ~0.5 s each)
 def test_evaluate_script_end_to_end(trained, tmp_path):
     data, ckpt, cfg = trained
     out = tmp_path / "results"
@@ -102,6 +106,8 @@ def test_evaluate_script_end_to_end(trained, tmp_path):
         assert r["skipped"] or (1.0 <= float(r["pesq_wb"]) <= 4.7 and 0 <= float(r["estoi"]) <= 1.0)
     summary = (out / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in SYSTEMS) and "50 ms" in summary and "±" in summary
+    assert "PLCMOS v2 ↑ 50 ms" in summary and "## DNSMOS overall on the excerpt ↑" in summary
+    assert all(r["skipped"] or 1.0 <= float(r["plcmos"]) <= 5.0 for r in rows)
     assert (out / "plots" / "metrics_vs_gap.png").stat().st_size > 0
     assert len(list((out / "plots").glob("example_*.png"))) == 2   # one per gap length
 
@@ -153,3 +159,87 @@ def test_mean_ci_is_a_t_interval_over_the_scored_values():
     assert (mean, n) == (2.0, 3) and half == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
     assert mean_ci([5.0])[0] == 5.0 and math.isnan(mean_ci([5.0])[1])
     assert mean_ci([math.nan])[2] == 0
+
+
+# --------------------------------------------------------------------------- excerpts, long files, crashes
+
+def _one_gap_rows(cfg, path, baselines, gap_ms=100.0):
+    rows, _ = evaluate([path], build_systems([], cfg, baselines), cfg, [gap_ms], 1, seed=0)
+    return rows
+
+
+def test_a_four_minute_file_is_scored_on_excerpts(tiny_cfg, tmp_path):
+    path = write_clip(tmp_path / "long" / "talk.wav", 240.0, sr=16000, seed=5)
+    rows = _one_gap_rows(tiny_cfg, path, ["zero", "linear"])
+    assert {r["system"] for r in rows} == {"zero", "linear"}
+    for r in rows:
+        assert r["excerpt_s"] == pytest.approx(4.1, abs=1e-3) and not r["skipped"]
+        assert all(math.isfinite(r[m]) for m in ("lsd_db", "pesq_wb", "stoi", "plcmos", "dnsmos"))
+
+
+def test_whole_signal_metrics_equal_those_of_the_excerpt_cut_by_hand(tiny_cfg, tmp_path):
+    from processors.audio_io import load_mono
+    from processors.metrics import pesq_wb, stoi_scores
+    from processors.speech_mos import plcmos
+    path = write_clip(tmp_path / "clips" / "a.wav", 12.0, sr=16000, seed=2)
+    cfg = with_eval(tiny_cfg, seconds=1.5)
+    row = _one_gap_rows(cfg, path, ["zero"])[0]
+    clean = load_mono(path, 16000)
+    s, e = round(row["start_s"] * 16000), round(row["end_s"] * 16000)
+    gapped = clean.copy()
+    gapped[s:e] = 0.0
+    ref, est = clean[s - 24_000:e + 24_000], gapped[s - 24_000:e + 24_000]    # 1.5 s each side, by hand
+    assert row["pesq_wb"] == pesq_wb(ref, est, 16000)[0]
+    assert row["stoi"] == stoi_scores(ref, est, 16000)[0]["stoi"]
+    assert row["plcmos"] == plcmos(est, 16000)[0]
+    assert row["pesq_wb"] != pesq_wb(clean, gapped, 16000)[0]                   # not the whole file
+
+
+def test_filling_the_work_span_equals_filling_the_whole_file(tiny_cfg):
+    from conftest import synth_clip
+    clean = synth_clip(20.0, 16000, seed=4)
+    window = window_samples(tiny_cfg)
+    gap = (150_000, 151_600)
+    excerpt = (gap[0] - 32_000, gap[1] + 32_000)
+    lo, hi = work_span(gap, len(clean), window, excerpt, 24_000)
+    assert lo <= excerpt[0] and hi >= excerpt[1] and hi - lo < 100_000
+    fill = build_systems([], tiny_cfg, ["linear"])[0].fill
+    gapped = clean.copy()
+    gapped[gap[0]:gap[1]] = 0.0
+    whole = fill(gapped, gap, clean)
+    part = fill(gapped[lo:hi].copy(), (gap[0] - lo, gap[1] - lo), clean[lo:hi])
+    assert np.array_equal(whole[lo:hi], part)
+
+
+def _crash(ref, est, sr):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@pytest.mark.slow           # every crash costs a fresh worker process (~3 s)
+def test_a_metric_library_crash_is_a_nan_with_its_reason(tiny_cfg, tmp_path, monkeypatch):
+    from processors import excerpt_metrics as em
+    monkeypatch.setitem(em.EXCERPT_METRICS, "crashy", em.ExcerptMetric(("crashy",), 16000, _crash))
+    monkeypatch.setitem(em.DOMAIN_METRICS, "speech", ("crashy", "pesq"))
+    path = write_clip(tmp_path / "clips" / "a.wav", 6.0, sr=16000, seed=1)
+    rows, _ = evaluate([path], build_systems([], tiny_cfg, ["zero", "linear"]), tiny_cfg, [100.0], 2, seed=0)
+    assert len(rows) == 4
+    for r in rows:
+        assert math.isnan(r["crashy"]) and r["skipped"] == "crashy: crashed (killed by SIGSEGV)"
+        assert math.isfinite(r["pesq_wb"])                  # the next metric ran in a fresh process
+
+
+def test_music_domain_scores_visqol_and_no_speech_metric(tiny_cfg, tmp_path):
+    path = write_clip(tmp_path / "songs" / "song.wav", 30.0, sr=16000, seed=6)
+    rows = _one_gap_rows(with_eval(tiny_cfg, "music"), path, ["zero", "oracle"])
+    by = {r["system"]: r for r in rows}
+    start, end = by["zero"]["start_s"], by["zero"]["end_s"]
+    assert by["zero"]["excerpt_s"] == pytest.approx(min(end + 5.0, 30.0) - max(start - 5.0, 0.0), abs=1e-3)
+    assert by["oracle"]["visqol"] > by["zero"]["visqol"]
+    assert not {"pesq_wb", "stoi", "plcmos", "dnsmos"} & set(by["zero"])
+
+
+def test_domain_and_excerpt_come_from_the_config_or_the_command_line(tiny_cfg):
+    assert with_eval(tiny_cfg).eval == tiny_cfg.eval
+    assert with_eval(tiny_cfg, "music", 3.0).eval.domain == "music"
+    with pytest.raises(UserError, match="--excerpt-seconds"):
+        with_eval(tiny_cfg, seconds=0.0)

@@ -1,13 +1,20 @@
 """Metrics and the LPC baseline on tiny synthetic signals."""
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED, requires_shared
+from processors.audio_io import load_mono
+from processors.isolation import CrashIsolation
 from processors.lpc import lpc_extrapolate, lpc_fill
-from processors.metrics import (centre_frames, log_spectral_distance, mel_mse, mel_snr_db, pesq_wb,
-                                stoi_scores)
+from processors.metrics import (centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db,
+                                pesq_wb, stoi_scores)
+from processors.speech_mos import dnsmos_overall, plcmos
+from processors.visqol_metric import visqol_audio
 
 torch.set_num_threads(1)
 SR = 16000
@@ -129,3 +136,58 @@ def test_lpc_returns_zeros_for_silent_or_tiny_context():
     assert np.all(lpc_extrapolate(np.zeros(500), 16, 50) == 0)
     assert np.all(lpc_extrapolate(np.ones(1), 16, 50) == 0)
     assert lpc_fill(np.zeros(10), np.zeros(10), 7, 4).shape == (7,)
+
+
+# --------------------------------------------------------------------------- excerpts, isolation, MOS models
+
+def test_excerpt_is_seconds_each_side_of_the_gap_cut_at_the_file_ends():
+    assert excerpt_bounds((50_000, 53_200), 200_000, SR, 2.0) == (18_000, 85_200)
+    assert excerpt_bounds((10_000, 13_200), 200_000, SR, 2.0) == (0, 45_200)
+    assert excerpt_bounds((190_000, 193_200), 200_000, SR, 2.0) == (158_000, 200_000)
+
+
+def _segfault():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _fails(x):
+    raise ValueError(f"bad input {x}")
+
+
+def test_a_crash_or_an_error_in_a_metric_costs_one_result_not_the_run():
+    with CrashIsolation() as runner:
+        assert runner.call(math.sqrt, 16.0) == (4.0, "")
+        assert runner.call(_segfault) == (None, "crashed (killed by SIGSEGV)")
+        assert runner.call(math.sqrt, 9.0) == (3.0, "")              # a fresh child took over
+        value, why = runner.call(_fails, 3)
+        assert value is None and why.startswith("ValueError: bad input 3")
+
+
+def test_plcmos_is_deterministic_and_skips_silence():
+    ref = _speechlike(3.0)
+    first, why = plcmos(ref, SR)
+    assert why == "" and 1.0 <= first <= 5.0 and plcmos(ref, SR)[0] == first
+    assert math.isnan(plcmos(np.zeros(SR * 2, dtype=np.float32), SR)[0])
+    score, why = dnsmos_overall(ref, SR)
+    assert why == "" and 1.0 <= score <= 5.0
+
+
+@requires_shared
+def test_plcmos_hears_a_silent_400_ms_gap_in_real_speech():
+    clean = load_mono(SHARED / "LJSpeech-mini" / "wavs" / "LJ001-0001.wav", SR)
+    gapped = clean.copy()
+    middle = len(clean) // 2
+    gapped[middle:middle + int(0.4 * SR)] = 0.0
+    assert plcmos(gapped, SR)[0] < plcmos(clean, SR)[0] - 0.1
+
+
+def test_visqol_scores_a_copy_above_a_gapped_one():
+    t = np.arange(4 * SR) / SR
+    ref = (0.2 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 2 * t))
+           + 0.01 * _noise(len(t))).astype(np.float32)
+    gapped = ref.copy()
+    gapped[2 * SR:2 * SR + SR // 4] = 0.0
+    same, why = visqol_audio(ref, ref.copy(), SR)
+    worse, _ = visqol_audio(ref, gapped, SR)
+    assert why == "" and 1.0 <= worse < same <= 5.0
+    assert math.isnan(visqol_audio(ref[:SR // 2], ref[:SR // 2], SR)[0])

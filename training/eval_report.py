@@ -95,8 +95,8 @@ def summary_markdown(summary: dict, systems: list[str], gap_ms: list[float], hea
     lines = ["# Gap-filling evaluation", "", *header, "",
              "Gap metrics (LSD, Mel MSE, Mel SNR) score the frames centred inside the gap, computed "
              "from the filled waveform (after vocoding and splicing); "
-             f"{', '.join(METRICS[m][0].split(' on ')[0] for m in metrics if m not in GAP_COLUMNS)} score the "
-             "excerpt around the gap (the same seconds of audio for every system). Cells: mean ± 95 % "
+             f"{', '.join(METRICS[m][0].split(' on ')[0] for m in metrics if m not in GAP_COLUMNS)} are scored "
+             "on the excerpt around the gap (the same seconds of audio for every system). Cells: mean ± 95 % "
              "confidence interval (t-interval) over the scored gaps; ↓ lower is better, ↑ higher is better.", "",
              *headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
     for m in metrics:

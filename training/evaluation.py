@@ -239,7 +239,9 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     ``cfg.eval.excerpt_seconds`` around each gap (training.scoring). Returns one row per
     (file, gap, system) and, per gap length, the first ``n_examples`` examples' waveforms
     for figures. Unreadable or too-short files are skipped with one warning; none usable
-    is a UserError. Work and memory per gap do not depend on the file's length.
+    is a UserError. Work and memory per gap do not depend on the file's length. The
+    whole-signal metrics run in a spawned worker process, so a script calling this needs
+    the usual ``if __name__ == "__main__":`` guard.
     """
     check_gap_ms(gap_ms, systems)
     sr = cfg.audio.sample_rate
