@@ -13,7 +13,7 @@ def main(args) -> int:
     from training.checkpoint import load_inpainter
     from training.config import load_config
     from training.eval_report import write_report
-    from training.evaluation import build_systems, evaluate, evaluation_files
+    from training.evaluation import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
     from processors.excerpt_metrics import excerpt_seconds
     from training.scoring import with_eval
 
@@ -31,6 +31,8 @@ def main(args) -> int:
     cfg = with_eval(cfg, args.domain, args.excerpt_seconds, args.metrics)
     from models.vocoder_nets import vocoder_checkpoints
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
+    if args.baselines is None:      # the domain's: copying from elsewhere in the file is for music
+        args.baselines = list(DEFAULT_BASELINES[cfg.eval.domain])
     systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
     files = evaluation_files(args.data, args.split, cfg, args.limit_files)
     gap_ms = sorted(set(args.gap_ms))
@@ -70,8 +72,9 @@ if __name__ == "__main__":
     p.add_argument("--limit-files", type=int, help="evaluate only the first N files")
     p.add_argument("--split", choices=["all", "train", "val", "test"], default="all",
                    help="files of the training split to use (default all; 'test' keeps training clips out)")
-    p.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=sorted(BASELINES),
-                   help=f"baseline systems (default all: {' '.join(BASELINES)})")
+    p.add_argument("--baselines", nargs="*", choices=sorted(BASELINES),
+                   help="baseline systems (default: speech zero linear lpc oracle; music zero linear "
+                        "similarity_mel similarity_wave oracle)")
     p.add_argument("--vocoder", nargs="+", choices=sorted(VOCODERS), metavar="METHOD",
                    help=f"vocoder method(s) instead of the checkpoint's ({', '.join(sorted(VOCODERS))}); with "
                         "several, every Mel system and the oracle get one row per method (system@method)")

@@ -15,13 +15,13 @@ from conftest import make_tiny_cfg, run_script, write_clip, write_ljspeech
 from processors.errors import UserError
 from processors.inpaint import locate
 from training.eval_report import mean_ci
-from training.evaluation import (BASELINES, build_systems, check_gap_ms, evaluate, evaluation_files,
-                                 longest_gap_ms, sample_gaps, window_samples, work_span)
+from training.evaluation import (BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate,
+                                 evaluation_files, longest_gap_ms, sample_gaps, window_samples, work_span)
 from training.scoring import with_eval
 from training.trainer import Trainer
 
 torch.set_num_threads(1)
-SYSTEMS = {"tiny/best", *BASELINES}
+SYSTEMS = {"tiny/best", *DEFAULT_BASELINES["speech"]}
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,10 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
 
 # Baselines that go through the vocoder: with several vocoders, one row per vocoder each.
 VOCODED_BASELINES = ("linear", "similarity_mel", "oracle")
+# what scripts/evaluate.py compares without --baselines: copying from elsewhere in the
+# recording (similarity_*) is for music, whose repetitions it finds
+DEFAULT_BASELINES = {"speech": ("zero", "linear", "lpc", "oracle"),
+                     "music": ("zero", "linear", "similarity_mel", "similarity_wave", "oracle")}
 
 
 def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list[str],
