@@ -10,12 +10,18 @@ def main(args) -> int:
 
     from processors.errors import UserError
     from training.checkpoint import inference_state, load_checkpoint, load_inpainter, save_checkpoint
+    from training.config import apply_overrides, build_config
     src, dst = Path(args.checkpoint), Path(args.output)
     if dst.exists() and not args.force:
         raise UserError(f"--output {dst} exists; choose another path or add --force to replace it")
     if dst.resolve() == src.resolve():
         raise UserError(f"--output {dst} is the input checkpoint; choose another path")
-    save_checkpoint(dst, inference_state(load_checkpoint(src), half=not args.fp32))
+    state = inference_state(load_checkpoint(src), half=not args.fp32)
+    bad = [o for o in args.set if not o.startswith(("inference.", "vocoder.n_iter=", "eval."))]
+    if bad:     # anything else would describe a model other than the weights'
+        raise UserError(f"--set {bad[0]!r}: only inference.*, vocoder.n_iter and eval.* can change on export")
+    state["config"] = build_config(apply_overrides(state["config"], args.set), f"{src} (config)").to_dict()
+    save_checkpoint(dst, state)
     load_inpainter(dst)            # the exported file rebuilds its model, or this fails loudly now
     print(f"{src} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
     return 0
@@ -27,4 +33,6 @@ if __name__ == "__main__":
     p.add_argument("--output", required=True, help="where to write the inference checkpoint")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: fp16, half the size)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a setting that does not touch the weights: inference.*, vocoder.n_iter, eval.*")
     run(main, p)
