@@ -26,7 +26,8 @@ test-gpu: $(STAMP)
 	$(PY) -m pytest -q tests -m gpu
 
 # Train the default U-Net recipe on the 46.7 minutes of shared real speech (split by file; 10 %
-# held out) within a fixed CPU budget, then score it on the held-out clips (PLCMOS beside PESQ).
+# held out) within a fixed CPU budget, then score it on the held-out clips (PLCMOS beside PESQ);
+# the printed summary opens with PLCMOS, PESQ-WB, LSD and Mel SNR per system and gap length.
 SHARED ?= ../shared/data
 QUALITY_STEPS ?= 1700
 bench-quality: $(STAMP)

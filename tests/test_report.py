@@ -148,6 +148,8 @@ def test_evaluate_report_and_report_script(evaluated):
     page = evaluated / "report.html"
     assert all((evaluated / link).is_file() for _, link in parse(page).links)
     assert "plots/metrics_vs_gap.png" in page.read_text(encoding="utf-8")
+    assert "PLCMOS" in page.read_text(encoding="utf-8")                     # per clip and in the tables
+    assert manifest["examples"][0]["clips"][2]["scores"]["plcmos"] > 1.0
     page.unlink()
     proc = run_script("report.py", evaluated)
     assert proc.returncode == 0 and page.is_file(), proc.stderr
