@@ -54,6 +54,9 @@ class System:
     name: str
     cfg: object
     fill: FillFn
+    # it searches the whole recording (the similarity fills, guided models), so it is given
+    # the whole file, not only the span around the gap that the others need
+    whole_recording: bool = False
 
 
 @dataclass
@@ -136,6 +139,7 @@ def oracle_fill(cfg, mel_fn, vocoder) -> FillFn:
 
 # Baselines that go through the vocoder: with several vocoders, one row per vocoder each.
 VOCODED_BASELINES = ("linear", "similarity_mel", "oracle")
+WHOLE_RECORDING_BASELINES = ("similarity_mel", "similarity_wave")
 # what scripts/evaluate.py compares without --baselines: copying from elsewhere in the
 # recording (similarity_*) is for music, whose repetitions it finds
 DEFAULT_BASELINES = {"speech": ("zero", "linear", "lpc", "oracle"),
@@ -175,8 +179,10 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
         vocoder = build_vocoder(mcfg)
         for name, model, c in models:
             c = with_vocoder(c, method, nets)
-            systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder)))
-        systems += [System(b + (tag if b in VOCODED_BASELINES else ""), mcfg, BASELINES[b](mcfg, mel_fn, vocoder))
+            systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder),
+                                  getattr(model, "takes_guide", False)))
+        systems += [System(b + (tag if b in VOCODED_BASELINES else ""), mcfg, BASELINES[b](mcfg, mel_fn, vocoder),
+                           b in WHOLE_RECORDING_BASELINES)
                     for b in baselines if b in VOCODED_BASELINES or method == methods[0]]
     return systems
 
@@ -243,7 +249,8 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     ``cfg.eval.excerpt_seconds`` around each gap (training.scoring). Returns one row per
     (file, gap, system) and, per gap length, the first ``n_examples`` examples' waveforms
     for figures. Unreadable or too-short files are skipped with one warning; none usable
-    is a UserError. Work and memory per gap do not depend on the file's length. The
+    is a UserError. Work and memory per gap do not depend on the file's length, but for
+    systems that search the whole recording (``System.whole_recording``). The
     whole-signal metrics run in a spawned worker process, so a script calling this needs
     the usual ``if __name__ == "__main__":`` guard.
     """
@@ -303,8 +310,15 @@ def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples,
     base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": gap[0] / sr, "end_s": gap[1] / sr,
             "excerpt_s": (excerpt[1] - excerpt[0]) / sr}
     rows = []
+    whole = None
     for system in systems:
-        filled = system.fill(gapped, (s, e), piece)
+        if system.whole_recording:      # the search needs all of the recording; score the same span
+            if whole is None:
+                whole = clean.copy()
+                whole[gap[0]:gap[1]] = 0.0
+            filled = system.fill(whole, gap, clean)[lo:hi]
+        else:
+            filled = system.fill(gapped, (s, e), piece)
         rows.append({**base, "system": system.name, **scorer.score(ref, filled[cut], (s - cut.start, e - cut.start))})
         if keep:
             example.waves[system.name], example.scores[system.name] = filled[crop], rows[-1]
