@@ -59,12 +59,12 @@ def main(args) -> int:
         # silence at the very start or end (a song's lead-in, a fade to digital zero) has
         # nothing on one side to continue: it is the recording's edge, not a dropout
         gaps = [(s, e) for s, e in silences if s > 0 and e < len(samples)]
-        if len(gaps) < len(silences):
-            logging.info("%s: silence at the start or end of the file is left as it is", src)
         if not gaps:
             edge = " (only at the file's start or end, which has no context on one side)" if silences else ""
             raise UserError(f"{src}: no gap found (no run of digital silence >= {cfg.inference.min_gap_ms:g} ms "
                             f"inside the file{edge}); give --gaps start:end in seconds")
+        if len(gaps) < len(silences):
+            logging.info("%s: silence at the start or end of the file is left as it is", src)
     torch.manual_seed(cfg.seed)
     mel_fn = MelSpectrogram(cfg.audio)
     vocoder = build_vocoder(cfg)
