@@ -178,7 +178,7 @@ def test_demo_report_shows_its_clip_with_the_unet_and_two_baselines(tiny_cfg, tm
     gap = (12_000, 13_600)
     gapped = original.copy()
     gapped[gap[0]:gap[1]] = 0.0
-    page = listening_report(tmp_path / "demo", Path("clip.wav"), original, gapped, gap, 100.0, original.copy(), tiny_cfg)
+    page, _ = listening_report(tmp_path / "demo", Path("clip.wav"), original, gapped, gap, 100.0, original.copy(), tiny_cfg)
     (example,) = load_manifest(tmp_path / "demo")["examples"]
     assert [c["name"] for c in example["clips"]] == ["original", "gapped input", "U-Net", "linear", "oracle"]
     assert example["clips"][2]["scores"]["lsd_db"] == pytest.approx(0.0, abs=1e-6)     # the "fill" is the original
