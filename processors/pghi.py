@@ -100,7 +100,7 @@ def heap_integrate(mags: np.ndarray, dphi_dm: np.ndarray, dphi_dk: np.ndarray, t
 
 
 def anchor_rotation(phase: np.ndarray, mags: np.ndarray, dphi_dk: np.ndarray, nyquist: bool, smooth: int = 21,
-                    floor_db: float = 50.0) -> np.ndarray:
+                    floor_db: float = 50.0, leak_db: float = 30.0, agreement: float = 0.3) -> np.ndarray:
     """``phase`` (F, T) with each frame's bins 1.. rotated so that the 0 Hz bin, real for a real
     signal, is consistent with bin 1 through the group delay; returns a new array.
 
@@ -110,8 +110,10 @@ def anchor_rotation(phase: np.ndarray, mags: np.ndarray, dphi_dk: np.ndarray, ny
     rotating seam between them, which PESQ punishes hard (random rotations every 50 ms cost
     2.5 PESQ points; the same every 200 ms with 25 ms seams cost 0.4). The 0 Hz bin pins the
     rotation modulo pi wherever it and bin 1 hold energy (within ``floor_db`` of the loudest
-    such frame): the deviation is smoothed over ``smooth`` frames (a weighted circular mean
-    of the doubled angle), unwrapped with period pi across time and removed, so the drift
+    such frame, and within ``leak_db`` of their own frame's loudest bin: less is the window's
+    leakage from far bins, whose phase says nothing): the deviation is smoothed over ``smooth``
+    frames (a weighted circular mean of the doubled angle, kept where its resultant length
+    reaches ``agreement``), unwrapped with period pi across time and removed, so the drift
     becomes a multiple of pi that changes only where bins 0 and 1 are silent. The 0 Hz bin
     (and the last bin when it is Nyquist: ``nyquist``, n_fft even) then get the sign nearest
     their neighbour's phase.
@@ -122,14 +124,18 @@ def anchor_rotation(phase: np.ndarray, mags: np.ndarray, dphi_dk: np.ndarray, ny
         return phase
     predicted = phase[1] - 0.5 * (dphi_dk[0] + dphi_dk[1])           # what 0 Hz should read, mod pi
     weight = mags[0] * mags[1]
-    reliable = weight > weight.max() * 10 ** (-floor_db / 10) if weight.max() > 0 else np.zeros(T, bool)
+    reliable = ((weight > weight.max() * 10 ** (-floor_db / 10)) & (weight > mags.max(axis=0) ** 2 * 10 ** (-leak_db / 10))
+                if weight.max() > 0 else np.zeros(T, bool))
     if reliable.any():
         kernel = np.ones(max(1, smooth))
         summed = np.convolve(np.where(reliable, weight * np.exp(2j * predicted), 0), kernel, "same")
-        known = np.convolve(np.where(reliable, weight, 0.0), kernel, "same") > 0
-        frames = np.flatnonzero(known)
+        total = np.convolve(np.where(reliable, weight, 0.0), kernel, "same")
+        # frames whose neighbourhood agrees on the angle (mean resultant length): where it
+        # scatters, it is noise, and unwrapping through it could slip by pi
+        frames = np.flatnonzero(np.abs(summed) > agreement * np.maximum(total, 1e-300))
         drift = np.unwrap(np.angle(summed[frames])) / 2                # period pi, continuous in time
-        phase[1:] -= np.interp(np.arange(T), frames, drift)[None, :]
+        if len(frames):
+            phase[1:] -= np.interp(np.arange(T), frames, drift)[None, :]
     edges = [(0, 1, -1)] + ([(F - 1, F - 2, 1)] if nyquist else [])   # (real bin, neighbour, direction)
     for edge, near, direction in edges:
         carried = phase[near] + direction * 0.5 * (dphi_dk[edge] + dphi_dk[near])

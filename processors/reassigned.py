@@ -20,6 +20,7 @@ published ones: 16 kHz, n_fft 80, hop 20, Hamming window, ``center=False``.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -81,10 +82,14 @@ def reassigned_spectrogram(wave: np.ndarray, sample_rate: int, rc) -> Reassigned
         raise UserError(f"audio of {len(wave)} samples is shorter than one frame (reassigned.n_fft {rc.n_fft})")
     if not np.isfinite(wave).all():
         raise UserError("audio holds NaN or Inf samples")
-    freqs, times, mags = librosa.reassigned_spectrogram(
-        y=wave.astype(np.float64), sr=sample_rate, n_fft=rc.n_fft, hop_length=rc.hop_length,
-        win_length=win_length(rc), window=rc.window, center=rc.center, ref_power=rc.ref_power,
-        fill_nan=rc.fill_nan, clip=rc.clip, pad_mode="constant")
+    with warnings.catch_warnings():
+        # librosa 0.11 calls np.less(..., where=~isnan(mags)) without out=; mags is never NaN
+        # for finite audio, so no uninitialised value is read, and the warning is noise
+        warnings.filterwarnings("ignore", message="'where' used without 'out'")
+        freqs, times, mags = librosa.reassigned_spectrogram(
+            y=wave.astype(np.float64), sr=sample_rate, n_fft=rc.n_fft, hop_length=rc.hop_length,
+            win_length=win_length(rc), window=rc.window, center=rc.center, ref_power=rc.ref_power,
+            fill_nan=rc.fill_nan, clip=rc.clip, pad_mode="constant")
     return Reassigned(freqs, times, mags)
 
 
@@ -234,3 +239,44 @@ def istft(spec: np.ndarray, rc, length: int | None = None) -> np.ndarray:
     the span of the frames)."""
     length = signal_length(spec.shape[-1], rc) if length is None else length
     return istfts(spec[None], analysis_window(rc)[None], rc, length)
+
+
+def save_reassigned(path, r: Reassigned, rc, offset: int = 0, length: int | None = None) -> None:
+    """Write ``r`` as .npz, atomically: freqs, times, mags, sample_rate, and where the audio lies in
+    the analysed signal (``offset`` samples of padding before it, ``length`` samples long)."""
+    from processors.atomic import atomic_path
+    length = signal_length(r.mags.shape[1], rc) - offset if length is None else length
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, freqs=r.freqs, times=r.times, mags=r.mags, sample_rate=rc.sample_rate, offset=offset,
+                     length=length)
+
+
+def load_reassigned(path, rc) -> tuple[Reassigned, int, int]:
+    """A reassigned spectrogram saved by :func:`save_reassigned` (or any .npz with freqs, times and
+    mags, (n_fft // 2 + 1, T) each, and sample_rate), checked against ``rc``
+    (:func:`check_reassigned`); returns it, the offset and the length of the audio in the
+    analysed signal. UserError when the file is missing or unreadable or does not fit the settings."""
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"reassigned spectrogram not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:
+        raise UserError(f"cannot read {path} as .npz ({type(exc).__name__}): expected freqs, times, mags") from None
+    missing = [k for k in ("freqs", "times", "mags", "sample_rate") if k not in arrays]
+    if missing:
+        raise UserError(f"{path}: no {', '.join(missing)} array (expected freqs, times, mags, sample_rate)")
+    scalar = lambda key, default: int(np.asarray(arrays.get(key, default)).reshape(-1)[0])
+    if scalar("sample_rate", -1) != rc.sample_rate:
+        raise UserError(f"{path}: analysed at {scalar('sample_rate', -1)} Hz but reassigned.sample_rate is "
+                        f"{rc.sample_rate} Hz (the settings must be those of the analysis)")
+    r = check_reassigned(Reassigned(arrays["freqs"], arrays["times"], arrays["mags"]), rc, str(path))
+    span = signal_length(r.mags.shape[1], rc)
+    offset = scalar("offset", 0)
+    length = scalar("length", span - offset)
+    if offset < 0 or length < 1 or offset + length > span + rc.hop_length:
+        raise UserError(f"{path}: offset {offset} and length {length} do not fit {r.mags.shape[1]} frames ({span} samples)")
+    return r, offset, length

@@ -117,3 +117,20 @@ def roundtrip(wave: np.ndarray, rc, seed: int = 0) -> tuple[np.ndarray, float]:
     seconds = time.perf_counter() - start
     out = np.pad(out, (0, max(0, before + len(wave) - len(out))))
     return out[before:before + len(wave)], seconds
+
+
+def rebuild_audio(samples: np.ndarray, sample_rate: int, rc, seed: int = 0) -> np.ndarray:
+    """Every channel of ``samples`` (N, C) at ``sample_rate`` resampled to ``rc.sample_rate``,
+    rebuilt from its reassigned spectrogram alone (:func:`roundtrip`) and resampled back:
+    (N, C) at ``sample_rate``. UserError when a channel is too short for one frame."""
+    from processors.audio_io import resample
+    out = np.zeros(samples.shape, dtype=np.float64)
+    for c in range(samples.shape[1]):
+        wave = resample(samples[:, c].astype(np.float32), sample_rate, rc.sample_rate).astype(np.float64)
+        if len(wave) < rc.n_fft:
+            raise UserError(f"audio of {samples.shape[0]} samples at {sample_rate} Hz is shorter than one frame "
+                            f"(reassigned.n_fft {rc.n_fft} at {rc.sample_rate} Hz)")
+        rebuilt, _ = roundtrip(wave, rc, seed)
+        back = resample(rebuilt.astype(np.float32), rc.sample_rate, sample_rate)
+        out[:, c] = np.pad(back, (0, max(0, samples.shape[0] - len(back))))[:samples.shape[0]]
+    return out
