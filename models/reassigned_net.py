@@ -3,7 +3,8 @@
 ``learned`` (processors.reassigned_inverse.INVERSIONS) runs ``pghi_reassigned`` for the
 ``classical_iter`` iterations its net was trained after, then one more projection of
 reassigned Griffin-Lim in which :class:`PhaseCorrector` turns each bin's phase by a learned
-angle, and synthesises the result. The net sees only relative quantities
+angle, then ``n_iter`` more iterations of reassigned Griffin-Lim (a few: the net's phase
+is the better start for them; alone it is not quite consistent with the magnitude). The net sees only relative quantities
 (processors.reassigned_features), has no notion of absolute phase or sign, and starts as the
 classical projection (its last layer is zero), so it can only learn what the projection
 misses on real speech; ``scripts/train_reassigned.py`` trains it.
@@ -19,9 +20,9 @@ import torch
 from torch import nn
 
 from processors.errors import UserError
-from processors.reassigned import analysis_window, signal_length
+from processors.reassigned import signal_length
 from processors.reassigned_features import N_FEATURES, correction_inputs
-from processors.reassigned_gl import unit_windows
+from processors.reassigned_gl import reassigned_griffin_lim, unit_windows
 from processors.reassigned_inverse import inversion, pghi_phase, reassigned_iterations, phase_derivatives
 
 
@@ -114,20 +115,20 @@ def load_corrector(path: str, rc) -> tuple[PhaseCorrector, dict]:
     if not path:
         raise UserError("reassigned.checkpoint: the 'learned' inversion needs a trained net; train one with "
                         "python scripts/train_reassigned.py --config configs/reassigned_ljspeech.yaml")
-    if path in _NETS:
-        return _NETS[path]
-    state = load_checkpoint(path)
-    trained = state.get("config", {}).get("reassigned")
-    if not trained or state.get("kind") != "reassigned_corrector":
-        raise UserError(f"reassigned.checkpoint {path}: not a learned reassigned inverse (scripts/train_reassigned.py)")
+    if path not in _NETS:
+        state = load_checkpoint(path)
+        trained = state.get("config", {}).get("reassigned")
+        if not trained or state.get("kind") != "reassigned_corrector":
+            raise UserError(f"reassigned.checkpoint {path}: not a learned reassigned inverse (scripts/train_reassigned.py)")
+        net = PhaseCorrector(CorrectorParams(**trained["params"]))
+        net.load_state_dict(state["model"])
+        _NETS[path] = (net.eval(), trained)
+    net, trained = _NETS[path]
     for key in ("sample_rate", "n_fft", "win_length", "hop_length", "window", "center", "ref_power", "clip"):
         if trained[key] != getattr(rc, key):
             raise UserError(f"reassigned.checkpoint {path}: trained for reassigned.{key}={trained[key]!r}, "
                             f"not {getattr(rc, key)!r}")
-    net = PhaseCorrector(CorrectorParams(**trained["params"]))
-    net.load_state_dict(state["model"])
-    _NETS[path] = (net.eval(), trained)
-    return _NETS[path]
+    return net, trained
 
 
 def apply_corrector(net: PhaseCorrector, inputs: dict, rc) -> np.ndarray:
@@ -148,4 +149,5 @@ def _learned(r, rc, seed: int = 0) -> np.ndarray:
     wave = reassigned_iterations(r, rc, pghi_phase(r, rc, True, seed), trained["classical_iter"])
     dm, dk = phase_derivatives(r, rc)
     out = apply_corrector(net, correction_inputs(wave, r, rc, dm, dk), rc)
-    return np.pad(out, (0, max(0, signal_length(r.mags.shape[1], rc) - len(out))))
+    out = np.pad(out, (0, max(0, signal_length(r.mags.shape[1], rc) - len(out))))
+    return reassigned_griffin_lim(r, rc, rc.n_iter, rc.momentum, wave=out)

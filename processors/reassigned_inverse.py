@@ -12,7 +12,9 @@ Every method is ``fn(r, rc, seed) -> wave``: r the reassigned spectrogram
 - ``pghi_magnitude``: PGHI from the magnitude alone (its Gaussian-window estimate of the
   derivatives), then ``n_iter`` plain Griffin-Lim iterations (0: PGHI alone);
 - ``griffinlim``: fast Griffin-Lim from random phase, the magnitude alone;
-- ``learned`` (models.reassigned_net, registered when that module is imported).
+- ``learned`` (models.reassigned_net, registered when that module is imported): the
+  classical one after its net's ``classical_iter`` iterations, a learned phase correction,
+  then ``n_iter`` iterations.
 """
 from __future__ import annotations
 

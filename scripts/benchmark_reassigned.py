@@ -17,8 +17,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from training.cli import parser, run  # noqa: E402
 
 DEFAULT_CONFIG = "configs/reassigned_ljspeech.yaml"
-DEFAULT_METHODS = ["pghi_reassigned:60", "pghi_reassigned:0", "pghi_reassigned_gl:100", "pghi_magnitude:0",
-                   "griffinlim:100"]
+DEFAULT_METHODS = ["pghi_reassigned:60", "pghi_reassigned:25", "pghi_reassigned:0", "pghi_reassigned_gl:100",
+                   "pghi_magnitude:0", "griffinlim:100"]
+LEARNED = ("learned", 5)     # with --checkpoint: the net after its classical_iter (20) iterations, then 5 more
 
 
 def main(args) -> int:
@@ -42,8 +43,8 @@ def main(args) -> int:
     if args.files < 1:
         raise UserError("--files must be >= 1")
     methods = parse_methods(args.methods, cfg.reassigned.n_iter)
-    if args.checkpoint:
-        methods.append(("learned", 0))
+    if args.checkpoint and not any(name == "learned" for name, _ in methods):
+        methods.append(LEARNED)
     for name, iters in methods:
         if name not in INVERSIONS or iters < 0:
             raise UserError(f"--methods: unknown method or negative iterations in {name}:{iters} "
@@ -68,5 +69,5 @@ if __name__ == "__main__":
     p.add_argument("--files", type=int, default=23, help="clips per set: the first N of each split (default 23)")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, metavar="METHOD[:ITERS]",
                    help=f"inversions to compare (default {' '.join(DEFAULT_METHODS)})")
-    p.add_argument("--checkpoint", default="", help="the learned inverse's net (scripts/train_reassigned.py): adds 'learned'")
+    p.add_argument("--checkpoint", default="", help="the learned inverse's net (scripts/train_reassigned.py): adds learned:5")
     run(main, p)

@@ -62,7 +62,7 @@ def run_benchmark(sets: dict[str, list[Path]], rc, methods: list[tuple[str, int]
             wave = load_mono(path, rc.sample_rate).astype(np.float64)
             seconds = len(wave) / rc.sample_rate
             for method, iters in methods:
-                label = method if method == "learned" else f"{method}:{iters}"
+                label = f"{method}:{iters}"
                 settings = dataclasses.replace(rc, method=method, n_iter=iters)
                 cpu = time.process_time()
                 est, wall = roundtrip(wave, settings)

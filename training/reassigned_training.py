@@ -36,6 +36,7 @@ from training.vocoder_training import check_run_dirs, fit_net, load_waves
 
 log = logging.getLogger(__name__)
 KIND = "reassigned_corrector"        # checkpoints say what they hold
+MAGNITUDE_WEIGHT = 2.0               # see corrector_loss
 
 
 def prepare(wave: np.ndarray, rc) -> dict[str, np.ndarray]:
@@ -64,8 +65,14 @@ def crops(prepared: list[dict], frames: int, seed: int, first: int, count: int) 
 
 
 def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int, generator=None) -> torch.Tensor:
-    """Mean over crops of |S_hat - e^{i a} S|^2 / |S|^2 on the crop's inner frames, a the best angle:
-    the net's corrected projection, synthesised and analysed again (S_hat), against the truth (S)."""
+    """Mean over crops of (|S_hat - e^{i a} S|^2 + MAGNITUDE_WEIGHT (|S_hat| - |S|)^2) / |S|^2 on the
+    crop's inner frames, a the best angle: the net's corrected projection, synthesised and
+    analysed again (S_hat), against the truth (S).
+
+    The magnitude term is there because the complex error alone rewards muffling: where the
+    phase is uncertain, a net that scrambles it so that the synthesis cancels those bins halves
+    their complex error (E instead of 2E for energy E), and PESQ drops. With weight 2 the lost
+    magnitude costs more than the cancellation gains."""
     theta = batch["theta"] + net(batch["features"])
     triple = corrected_triple(theta, batch["zd"], batch["zt"], batch["mags"], batch["g_d"], batch["g_t"],
                               batch["use_d"], batch["use_t"])
@@ -76,6 +83,7 @@ def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int, generator=
     cross = (est * truth.conj()).sum(dim=dims).abs()
     energy = truth.abs().pow(2).sum(dim=dims)
     error = est.abs().pow(2).sum(dim=dims) + energy - 2 * cross
+    error = error + MAGNITUDE_WEIGHT * (est.abs() - truth.abs()).pow(2).sum(dim=dims)
     return (error / (energy + 1e-8 * energy.mean() + 1e-20)).mean()
 
 
