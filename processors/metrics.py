@@ -128,3 +128,40 @@ def stoi_scores(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[dict[str, fl
     if any("Not enough STFT frames" in str(w.message) for w in caught):
         return {k: math.nan for k in out}, "stoi: too little non-silent speech (needs ~30 frames)"
     return out, ""
+
+
+def _rotated(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
+    """``est`` with its analytic signal turned by the one angle that brings it closest to ``ref``."""
+    from scipy.signal import hilbert
+    analytic = hilbert(np.asarray(est, dtype=np.float64))
+    return np.real(analytic * np.exp(-1j * np.angle(np.sum(analytic * ref))))
+
+
+def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (ref - est)^2) in dB, both (N,); ``inf`` when identical."""
+    noise = float(np.sum((np.asarray(ref, np.float64) - est) ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(np.square(ref, dtype=np.float64))), 1e-30) / noise)
+
+
+def rotated_snr_db(ref: np.ndarray, est: np.ndarray) -> float:
+    """SNR (dB) after turning ``est``'s analytic signal by the best single angle (a sign flip is the
+    angle pi): a phase rebuilt from its derivatives is right only up to such a constant."""
+    return snr_db(ref, _rotated(ref, est))
+
+
+def segmental_snr_db(ref: np.ndarray, est: np.ndarray, segment: int, floor_db: float = 40.0) -> float:
+    """Mean SNR (dB) over segments of ``segment`` samples, each turned by its own best angle, over the
+    segments whose energy is within ``floor_db`` of the loudest one's; each capped to [-10, 60] dB.
+    It says how good the rebuilt waveform is locally, whatever the sign of each stretch."""
+    n = (len(ref) // segment) * segment
+    if n == 0:
+        return math.nan
+    r, e = np.reshape(ref[:n], (-1, segment)), np.reshape(est[:n], (-1, segment))
+    energy = np.sum(r.astype(np.float64) ** 2, axis=1)
+    keep = energy > energy.max() * 10 ** (-floor_db / 10)
+    return float(np.mean([min(60.0, max(-10.0, rotated_snr_db(a, b))) for a, b in zip(r[keep], e[keep])]))
+
+
+def spectral_convergence(ref_mags: np.ndarray, est_mags: np.ndarray) -> float:
+    """|| |S_est| - |S_ref| ||_F / || |S_ref| ||_F of two magnitude spectrograms of equal shape."""
+    return float(np.linalg.norm(est_mags - ref_mags) / max(float(np.linalg.norm(ref_mags)), 1e-30))

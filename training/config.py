@@ -124,6 +124,29 @@ class VocoderConfig:
 
 
 @dataclass
+class ReassignedConfig:
+    """The reassigned spectrogram (processors.reassigned) and its inversion
+    (processors.reassigned_inverse); defaults: the published settings (16 kHz, n_fft 80,
+    hop 20, Hamming, center=False) and librosa's own defaults for the rest."""
+    sample_rate: int = 16000
+    n_fft: int = 80
+    win_length: int = 0            # 0 = n_fft
+    hop_length: int = 20
+    window: str = "hamming"        # any scipy.signal.get_window name
+    center: bool = False
+    ref_power: float = 1.0e-6      # bins with |S|^2 below this have no reassignment
+    fill_nan: bool = False         # such bins read NaN; True: their bin frequency and frame time
+    clip: bool = True              # reassignments clipped to [0, sr/2] Hz and to the signal's span
+    method: str = "pghi_reassigned"    # see processors.reassigned_inverse.INVERSIONS
+    n_iter: int = 60               # iterations after PGHI (Griffin-Lim's for the magnitude-only methods)
+    momentum: float = 0.9          # extrapolation of each iteration (fast Griffin-Lim's is 0.99)
+    tol_db: float = 100.0          # PGHI integrates bins within this of the peak; the rest start random
+    checkpoint: str = ""           # the learned inverse's net (method 'learned')
+    params: dict = field(default_factory=dict)   # that net's architecture, when training it
+    classical_iter: int = 20       # learned: iterations of pghi_reassigned the net corrects
+
+
+@dataclass
 class InferenceConfig:
     min_gap_ms: float = 20.0       # digital silence at least this long is a gap
     # in a lossy file (MP3, OGG) a found gap widens over the codec's low-level smear around it,
@@ -170,6 +193,7 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    reassigned: ReassignedConfig = field(default_factory=ReassignedConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -109,6 +109,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(cfg.inference.stereo in ("downmix", "per_channel"), f"{where}: inference.stereo",
            f"must be 'downmix' or 'per_channel', got {cfg.inference.stereo!r}")
 
+    validate_reassigned(cfg.reassigned, f"{where}: reassigned")
+
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
     known = set(LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
@@ -123,3 +125,26 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(p.distance in ("l1", "mse"), f"{where}: loss.perceptual.distance", f"must be 'l1' or 'mse', got {p.distance!r}")
     _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
            f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
+
+
+def validate_reassigned(rc, where: str) -> None:
+    """The ``reassigned`` section: analysis settings librosa accepts, a known inversion, and the
+    learned inverse's params checked against its net."""
+    from models.reassigned_net import validate_net_params
+    from processors.reassigned import check_window
+    from processors.reassigned_inverse import INVERSIONS
+
+    _check(rc.sample_rate >= 1000, f"{where}.sample_rate", f"must be >= 1000, got {rc.sample_rate}")
+    _check(rc.n_fft >= 4, f"{where}.n_fft", f"must be >= 4, got {rc.n_fft}")
+    _check(0 <= rc.win_length <= rc.n_fft, f"{where}.win_length", f"must be in 0..n_fft ({rc.n_fft}); 0 = n_fft")
+    _check(1 <= rc.hop_length <= (rc.win_length or rc.n_fft), f"{where}.hop_length",
+           f"must be in 1..win_length ({rc.win_length or rc.n_fft}), got {rc.hop_length}")
+    check_window(rc, f"{where}.window")
+    _check(rc.ref_power >= 0, f"{where}.ref_power", f"must be >= 0, got {rc.ref_power}")
+    _check(rc.method in INVERSIONS, f"{where}.method",
+           f"unknown inversion {rc.method!r} (known: {', '.join(sorted(INVERSIONS))})")
+    _check(rc.n_iter >= 0, f"{where}.n_iter", f"must be >= 0, got {rc.n_iter}")
+    _check(rc.classical_iter >= 0, f"{where}.classical_iter", f"must be >= 0, got {rc.classical_iter}")
+    _check(0 <= rc.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {rc.momentum}")
+    _check(rc.tol_db > 0, f"{where}.tol_db", f"must be > 0, got {rc.tol_db}")
+    rc.params = validate_net_params(rc.params, f"{where}.params")

@@ -120,32 +120,30 @@ def degli_loss(net, feats: dict, features: Features, generator: torch.Generator,
 LOSSES: dict[str, Callable] = {"melspec2spec": refiner_loss, "degli": degli_loss}
 
 
-def train_vocoder_net(cfg: Config) -> dict:
-    """Train ``cfg.vocoder.method``'s net; returns the final step, losses and paths."""
-    v, t, d = cfg.vocoder, cfg.train, cfg.data
-    if v.method not in VOCODER_NETS:
-        raise UserError(f"vocoder.method: {v.method!r} has no net to train (trainable: {', '.join(sorted(VOCODER_NETS))})")
+def check_run_dirs(cfg: Config) -> tuple[Path, Path]:
+    """The run's checkpoint and log folders; UserError when the checkpoint folder holds a run."""
+    t = cfg.train
     ckpt_dir, run_dir = Path(t.checkpoints_dir) / cfg.run_name, Path(t.runs_dir) / cfg.run_name
     if (ckpt_dir / "best.pt").exists():     # written first: even an interrupted run is kept
         raise UserError(f"{ckpt_dir} already holds a run; start another with --set run_name=NAME")
-    if t.num_threads > 0:
-        torch.set_num_threads(t.num_threads)
-    seed_everything(cfg.seed)
-    net = build_vocoder_net(v.method, v.params, cfg.audio)
-    feats_fn, loss_fn = Features(cfg), LOSSES[v.method]
-    n_samples = (d.crop_frames - 1) * cfg.audio.hop_length
-    splits = build_splits(cfg)
-    train = load_waves(splits["train"], cfg.audio.sample_rate, n_samples)
-    val_crops = crop_batch(load_waves(splits["val"], cfg.audio.sample_rate, n_samples), n_samples,
-                           cfg.seed + 1_000_003, 0, d.val_items)
+    return ckpt_dir, run_dir
 
-    with torch.no_grad():
-        val_feats = feats_fn(val_crops)          # fixed crops: their features are computed once
+
+def fit_net(cfg: Config, net: torch.nn.Module, batch_at: Callable[[int], object], val_batch: object,
+            loss_fn: Callable, extra_state: dict | None = None) -> dict:
+    """The loop every net trained on crops shares (the vocoders' nets, the learned reassigned
+    inverse): AdamW with the trainer's schedule (training.trainer.lr_lambda), ``batch_at(step)``
+    the batch of step 1.., ``loss_fn(net, batch, generator)`` its loss, validation on the fixed
+    ``val_batch`` every ``train.val_every`` steps and at step 0 (the untrained net), ``best.pt``
+    on a new best and ``last.pt`` at the end (each holds config, weights, step, validation
+    loss and ``extra_state``), ``<runs_dir>/<run>/losses.csv``."""
+    t = cfg.train
+    ckpt_dir, run_dir = check_run_dirs(cfg)
 
     def validate() -> float:
         net.eval()
         with torch.no_grad():
-            loss = loss_fn(net, val_feats, feats_fn, torch.Generator().manual_seed(cfg.seed)).item()
+            loss = loss_fn(net, val_batch, torch.Generator().manual_seed(cfg.seed)).item()
         net.train()
         return loss
 
@@ -154,15 +152,14 @@ def train_vocoder_net(cfg: Config) -> dict:
     generator = torch.Generator().manual_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    best = start = validate()          # step 0: the classical vocoder (the nets start as it)
-    log.info("%s: validation loss %.4f at step 0 (the untrained net is the classical vocoder)", v.method, start)
-    state = lambda step, val: {"config": cfg.to_dict(), "model": net.state_dict(), "step": step, "val_loss": val}
+    best = start = val = validate()
+    log.info("%s: validation loss %.4f at step 0 (the untrained net)", cfg.run_name, start)
+    state = lambda step, val: {"config": cfg.to_dict(), "model": net.state_dict(), "step": step, "val_loss": val,
+                               **(extra_state or {})}
     save_checkpoint(ckpt_dir / "best.pt", state(0, best))
     with open(run_dir / "losses.csv", "w", buffering=1) as losses:
         for step in tqdm(range(1, t.max_steps + 1), desc=cfg.run_name, unit="step", dynamic_ncols=True):
-            with torch.no_grad():
-                feats = feats_fn(crop_batch(train, n_samples, cfg.seed, (step - 1) * t.batch_size, t.batch_size))
-            loss = loss_fn(net, feats, feats_fn, generator)
+            loss = loss_fn(net, batch_at(step), generator)
             if not torch.isfinite(loss):
                 raise UserError(f"loss became {loss.item()} at step {step}; try a lower train.lr (now {t.lr})")
             optimizer.zero_grad(set_to_none=True)
@@ -181,3 +178,29 @@ def train_vocoder_net(cfg: Config) -> dict:
     save_checkpoint(ckpt_dir / "last.pt", state(t.max_steps, val))
     return {"step": t.max_steps, "val_loss_start": start, "val_loss_best": best, "checkpoint": str(ckpt_dir / "best.pt")}
 
+
+def train_vocoder_net(cfg: Config) -> dict:
+    """Train ``cfg.vocoder.method``'s net; returns the final step, losses and paths."""
+    v, t, d = cfg.vocoder, cfg.train, cfg.data
+    if v.method not in VOCODER_NETS:
+        raise UserError(f"vocoder.method: {v.method!r} has no net to train (trainable: {', '.join(sorted(VOCODER_NETS))})")
+    check_run_dirs(cfg)
+    if t.num_threads > 0:
+        torch.set_num_threads(t.num_threads)
+    seed_everything(cfg.seed)
+    net = build_vocoder_net(v.method, v.params, cfg.audio)
+    feats_fn, loss_fn = Features(cfg), LOSSES[v.method]
+    n_samples = (d.crop_frames - 1) * cfg.audio.hop_length
+    splits = build_splits(cfg)
+    train = load_waves(splits["train"], cfg.audio.sample_rate, n_samples)
+    val_crops = crop_batch(load_waves(splits["val"], cfg.audio.sample_rate, n_samples), n_samples,
+                           cfg.seed + 1_000_003, 0, d.val_items)
+    with torch.no_grad():
+        val_feats = feats_fn(val_crops)          # fixed crops: their features are computed once
+
+    def batch_at(step: int) -> dict:
+        with torch.no_grad():
+            return feats_fn(crop_batch(train, n_samples, cfg.seed, (step - 1) * t.batch_size, t.batch_size))
+
+    # step 0 is the classical vocoder: the nets start as it
+    return fit_net(cfg, net, batch_at, val_feats, lambda n, b, g: loss_fn(n, b, feats_fn, g))
