@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +19,8 @@ import numpy as np
 import torch
 
 from processors.audio_io import load_mono
-from processors.inpaint import inpaint_audio, locate, window_mels
+from processors.gaps import sample_gaps
+from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.metrics import centre_frames, log_spectral_distance, pesq_wb
 from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft, with_vocoder
@@ -96,28 +96,17 @@ def _builder(cfg, method: str, inverse: str, init: str | None = None, hold: bool
     return build
 
 
-def benchmark_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int, key: str) -> list[tuple[int, int]]:
-    """``count`` disjoint gaps, one at a seeded position in each of ``count`` equal parts of
-    the clip where a full window of context fits around it; [] if the clip is too short."""
-    lo, hi = window // 2, n_samples - window // 2
-    part = (hi - lo) // count
-    if part <= gap_len:
-        return []
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), gap_len])
-    starts = [lo + i * part + int(rng.integers(0, part - gap_len)) for i in range(count)]
-    return [(s, s + gap_len) for s in starts]
-
-
 def prepare_clips(files, count: int, cfg, gap_ms: float, gaps_per_clip: int, seed: int) -> list[dict]:
     """The first ``count`` clips long enough for their gaps, at the model's rate, with their gaps."""
     sr = cfg.audio.sample_rate
-    window = (cfg.data.crop_frames - 1) * cfg.audio.hop_length
+    window = window_samples(cfg)
     clips = []
     for path in files:
         if len(clips) == count:
             break
         wave = load_mono(path, sr)
-        gaps = benchmark_gaps(len(wave), round(gap_ms * sr / 1000), window, gaps_per_clip, seed, path.name)
+        gaps = sample_gaps(len(wave), round(gap_ms * sr / 1000), window, gaps_per_clip, seed, path.name,
+                           disjoint=True)
         if gaps:
             clips.append({"name": path.name, "wave": wave, "gaps": gaps})
     return clips
