@@ -26,7 +26,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     from processors.mel import MEL_INVERSES
     from models.vocoder_nets import validate_vocoder_params
     from processors.vocoders import VOCODERS
-    from training.losses import LOSS_BUILDERS, LOSSES
+    from training.losses import INPAINT_LOSSES, LOSS_BUILDERS
 
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
     _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
@@ -113,7 +113,7 @@ def validate(cfg: Config, where: str = "config") -> None:
 
     cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
-    known = set(LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
+    known = set(INPAINT_LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
     for name, w in cfg.loss.weights.items():
         _check(name in known, f"{where}: loss.weights.{name}",
                f"unknown loss for model {cfg.model.name!r} (known: {', '.join(sorted(known))})")

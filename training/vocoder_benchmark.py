@@ -188,7 +188,7 @@ def markdown_table(results: dict[tuple[str, int], dict], iters: list[int]) -> st
     return "\n".join(lines)
 
 
-def run_benchmark(files, count, cfg, methods, inverses, iters, gap_ms, gaps_per_clip, seed, ablate=False,
+def benchmark_vocoders(files, count, cfg, methods, inverses, iters, gap_ms, gaps_per_clip, seed, ablate=False,
                   log=print, nets: dict[str, str] | None = None) -> str:
     """The whole benchmark on ``count`` of ``files`` as markdown (tables of vocoders and of Mel inverses)."""
     mel_fn = MelSpectrogram(cfg.audio)
