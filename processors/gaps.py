@@ -4,6 +4,8 @@ A gap is a half-open sample range ``(start, end)``.
 """
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from processors.errors import UserError
@@ -58,6 +60,31 @@ def extend_over_near_silence(samples: np.ndarray, gaps: list[tuple[int, int]], s
         new_e = int(after[0]) if len(after) else ceil
         out.append((new_s, new_e))
     return out
+
+
+def sample_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int, key: str,
+                disjoint: bool = False) -> list[tuple[int, int]]:
+    """``count`` gaps of ``gap_len`` samples in a clip of ``n_samples``, seeded by (seed, key, gap_len),
+    each with the crop window of ``window`` samples centred on it inside the clip (full context
+    on both sides).
+
+    By default the gaps are independent (each is scored on its own, so they may overlap): centres
+    uniform in [window/2, n_samples - window/2]; [] when the clip is shorter than the window.
+    ``disjoint``: gaps filled together in one clip; one at a seeded position in each of ``count``
+    equal parts of that range; [] when a part cannot hold a gap.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), gap_len])
+    lo = window // 2
+    if disjoint:
+        part = (n_samples - window // 2 - lo) // count
+        if part <= gap_len:
+            return []
+        return [(s, s + gap_len) for s in (lo + i * part + int(rng.integers(0, part - gap_len)) for i in range(count))]
+    hi = n_samples - (window - window // 2)
+    if hi < lo or gap_len >= window:
+        return []
+    centres = rng.integers(lo, hi + 1, size=count)
+    return [(int(c) - gap_len // 2, int(c) - gap_len // 2 + gap_len) for c in centres]
 
 
 def parse_gaps(text: str, sample_rate: int, n_samples: int) -> list[tuple[int, int]]:

@@ -34,12 +34,17 @@ def _fmt(samples: int, sr: int) -> str:
     return f"{samples / sr:.3f} s"
 
 
+def window_samples(cfg) -> int:
+    """Length in samples, at the model's rate, of the crop window a gap is filled from:
+    ``crop_frames`` centred frames span ``(crop_frames - 1) * hop_length`` samples."""
+    return (cfg.data.crop_frames - 1) * cfg.audio.hop_length
+
+
 def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
     """The crop window centred on ``gap`` (clamped to the file), or a UserError if the
     gap has too little context on either side or is longer than the model can fill."""
     a, crop, margin = cfg.audio, cfg.data.crop_frames, cfg.data.mask.margin_frames
-    ratio = sr / a.sample_rate
-    length = math.ceil((crop - 1) * a.hop_length * ratio)
+    length = math.ceil(window_samples(cfg) * (sr / a.sample_rate))
     s, e = gap
     where = f"gap {_fmt(s, sr)}-{_fmt(e, sr)}"
     start = (s + e) // 2 - length // 2
@@ -59,13 +64,13 @@ def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
 
 
 def window_wave(mono: np.ndarray, sr: int, win: GapWindow, cfg) -> torch.Tensor:
-    """The window's waveform ((crop_frames - 1) * hop,) at the model's rate, zero beyond the file."""
-    a, crop = cfg.audio, cfg.data.crop_frames
+    """The window's waveform (window_samples(cfg),) at the model's rate, zero beyond the file."""
+    a = cfg.audio
     segment = np.zeros(win.length, dtype=np.float32)
     lo, hi = max(0, win.start), min(len(mono), win.start + win.length)
     segment[lo - win.start:hi - win.start] = mono[lo:hi]
     wave = resample(segment, sr, a.sample_rate)
-    n = (crop - 1) * a.hop_length
+    n = window_samples(cfg)
     return torch.from_numpy(np.ascontiguousarray(np.pad(wave, (0, max(0, n - len(wave))))[:n]))
 
 
@@ -102,7 +107,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     mono = to_mono(samples).astype(np.float32)
     a, fill = cfg.audio, cfg.data.mask.fill_value
     windows = [locate(g, len(mono), sr, cfg) for g in gaps]
-    n = (cfg.data.crop_frames - 1) * a.hop_length
+    n = window_samples(cfg)
     # resampling smears a gap's zeros a few samples into its context: those are not true audio
     smear = 0 if sr == a.sample_rate else math.ceil(RESAMPLE_REACH * max(1.0, a.sample_rate / sr))
     # a fill that continues the context needs no fade; a fade from the silent gap would dim its edges

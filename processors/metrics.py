@@ -19,9 +19,9 @@ from the original's, in dB, on the STFT frames that cover the gap::
   ``t * hop``); the frames ``t`` are those whose centre lies inside the gap;
 - the bins ``k`` run from 0 Hz up to the Mel band's upper limit ``audio.f_max``,
   so content the Mel features never see is not scored;
-- both power spectra are floored at 80 dB below the reference's peak (the
-  loudest bin of the reference excerpt), so silence in either signal is not
-  an infinitely large error;
+- both power spectra are floored ``LSD_FLOOR_DB`` (80) dB below the reference's
+  peak (the loudest bin of the reference excerpt), so silence in either signal
+  is not an infinitely large error;
 - lower is better; 0 dB means identical spectra.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch
 from processors.audio_io import resample
 
 EVAL_RATE = 16000   # PESQ wide-band and our STOI both run at 16 kHz
+LSD_FLOOR_DB = 80.0  # spectra are compared down to this far below the reference's peak
 
 
 def excerpt_bounds(gap: tuple[int, int], n_samples: int, sr: int, seconds: float) -> tuple[int, int]:
@@ -60,20 +61,32 @@ def power_spectrogram(wave: np.ndarray, n_fft: int, win_length: int, hop: int) -
     return (spec.abs() ** 2).double().numpy()
 
 
+def spectral_distance_db(p_ref: np.ndarray, p_est: np.ndarray, peak: float,
+                         floor_db: float = LSD_FLOOR_DB) -> float:
+    """LSD in dB of two power spectrograms (K bins, T frames) already cut to the scored
+    bins and frames, both floored ``floor_db`` below the reference power ``peak``:
+    the mean over frames of the RMS over bins of the dB difference."""
+    floor = max(float(peak), 1e-20) * 10.0 ** (-floor_db / 10.0)
+    diff = 10.0 * np.log10(np.maximum(p_ref, floor)) - 10.0 * np.log10(np.maximum(p_est, floor))
+    return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=0))))
+
+
+def bins_up_to(f_max: float, n_fft: int, sr: int) -> int:
+    """How many STFT bins lie at or below ``f_max`` Hz (bin k is at k * sr / n_fft Hz)."""
+    return int(np.floor(f_max * n_fft / sr)) + 1
+
+
 def log_spectral_distance(ref: np.ndarray, est: np.ndarray, span: tuple[int, int], sr: int, n_fft: int,
-                          win_length: int, hop: int, f_max: float, floor_db: float = 80.0) -> float:
+                          win_length: int, hop: int, f_max: float, floor_db: float = LSD_FLOOR_DB) -> float:
     """LSD in dB between ``ref`` and ``est`` (both (N,) at ``sr``) on the frames covering
     samples ``span = (start, end)``, bins up to ``f_max`` Hz; see the module docstring."""
     if ref.shape != est.shape:
         raise ValueError(f"ref and est differ in length: {ref.shape} vs {est.shape}")
-    p_ref = power_spectrogram(ref, n_fft, win_length, hop)
-    p_est = power_spectrogram(est, n_fft, win_length, hop)
-    bins = int(np.floor(f_max * n_fft / sr)) + 1          # bin k is at k * sr / n_fft Hz
-    p_ref, p_est = p_ref[:bins], p_est[:bins]
-    floor = max(p_ref.max(), 1e-20) * 10.0 ** (-floor_db / 10.0)
+    bins = bins_up_to(f_max, n_fft, sr)
+    p_ref = power_spectrogram(ref, n_fft, win_length, hop)[:bins]
+    p_est = power_spectrogram(est, n_fft, win_length, hop)[:bins]
     t0, t1 = centre_frames(span[0], span[1], hop, p_ref.shape[1])
-    diff = 10.0 * np.log10(np.maximum(p_ref[:, t0:t1], floor)) - 10.0 * np.log10(np.maximum(p_est[:, t0:t1], floor))
-    return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=0))))
+    return spectral_distance_db(p_ref[:, t0:t1], p_est[:, t0:t1], p_ref.max(), floor_db)
 
 
 def mel_mse(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:

@@ -33,7 +33,7 @@ def main(args) -> int:
     from processors.errors import UserError
     from processors.reassigned_inverse import INVERSIONS
     from training.config import load_config
-    from training.reassigned_benchmark import markdown, parse_methods, run_benchmark
+    from training.reassigned_benchmark import benchmark_reassigned, markdown, parse_methods
 
     torch.set_num_threads(1)
     cfg = load_config(args.config, args.set)
@@ -57,7 +57,7 @@ def main(args) -> int:
           f"CPUs, 1 thread, load average {load:.1f} at start (wall times inflate when the machine is shared)\n"
           f"- config {args.config}: {rc.sample_rate} Hz, n_fft {rc.n_fft}, hop {rc.hop_length}, {rc.window}, "
           f"center={rc.center}; data {cfg.data.root} + {cfg.data.extra_roots}, split by file\n")
-    results = run_benchmark(sets, rc, methods, log=lambda m: print(f"  {m}", flush=True))
+    results = benchmark_reassigned(sets, rc, methods, log=lambda m: print(f"  {m}", flush=True))
     print("\n" + markdown(results, {k: len(v) for k, v in sets.items()}))
     return 0
 

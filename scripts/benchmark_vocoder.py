@@ -29,7 +29,7 @@ def main(args) -> int:
     from processors.vocoders import VOCODERS
     from training.config import load_config
     from training.evaluation import evaluation_files
-    from training.vocoder_benchmark import run_benchmark
+    from training.vocoder_benchmark import benchmark_vocoders
 
     data = Path(args.data)
     if not data.is_dir():
@@ -49,7 +49,7 @@ def main(args) -> int:
           "inflated when the machine is shared\n"
           f"- config {args.config}, data {data} (split {args.split}), "
           f"seed {args.seed}\n")
-    table = run_benchmark(files, args.files, cfg, methods, args.mel_inverse, args.iters, args.gap_ms,
+    table = benchmark_vocoders(files, args.files, cfg, methods, args.mel_inverse, args.iters, args.gap_ms,
                           args.gaps_per_clip, args.seed, args.ablate, log=lambda m: print(f"  {m}", flush=True),
                           nets=nets)
     if not table:

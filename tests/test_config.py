@@ -8,7 +8,8 @@ import yaml
 
 from conftest import ROOT
 from processors.errors import UserError
-from training.config import Config, apply_overrides, build_config, load_config, save_config
+from training.config import Config, apply_overrides, build_config, from_dict, load_config, save_config
+from training.config_checks import validate
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
@@ -138,6 +139,34 @@ def test_impossible_values_name_the_key(overrides, key):
         load_config(ROOT / "configs" / "unet_ljspeech.yaml", overrides)
     assert key in str(err.value)
     assert "unet_ljspeech.yaml" in str(err.value)
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("audio.mel_scale", "mel", "'slaney' or 'htk'"),
+    ("audio.mel_norm", "l2", "'slaney' or 'none'"),
+    ("data.mask.mode", "burst", "'random', 'fixed' or 'range'"),
+    ("train.schedule", "step", "'constant' or 'cosine'"),
+    ("train.amp", "fp8", "'off', 'bf16' or 'fp16'"),
+    ("train.amp", 16, "'off', 'bf16' or 'fp16'"),
+    ("loss.perceptual.distance", "l2", "'l1' or 'mse'"),
+    ("inference.stereo", "mid_side", "'downmix' or 'per_channel'"),
+])
+def test_a_value_outside_its_fields_choices_is_one_line_naming_key_and_choices(key, value, allowed):
+    """The allowed values are the field's Literal type, checked as the file is read."""
+    with pytest.raises(UserError) as err:
+        load_config(ROOT / "configs" / "unet_ljspeech.yaml", [f"{key}={value}"])
+    assert str(err.value) == f"{ROOT / 'configs' / 'unet_ljspeech.yaml'}: {key}: must be {allowed}, got {value!r}"
+
+
+def test_validate_returns_a_completed_config_and_leaves_its_argument_alone():
+    data = base_dict()
+    data["model"]["params"] = {"depth": 2}
+    raw = from_dict(Config, data)
+    before = dataclasses.asdict(raw)
+    cfg = validate(raw)
+    assert dataclasses.asdict(raw) == before and raw.model.params == {"depth": 2}
+    assert cfg.model.params["depth"] == 2 and len(cfg.model.params) > 1      # the model's defaults filled in
+    assert cfg.reassigned.params == validate(cfg).reassigned.params
 
 
 def test_music_configs_say_music():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import signal
@@ -13,10 +14,11 @@ import torch
 
 from conftest import make_tiny_cfg, run_script, write_clip, write_ljspeech
 from processors.errors import UserError
-from processors.inpaint import locate
-from training.eval_report import mean_ci
+from processors.gaps import sample_gaps
+from processors.inpaint import locate, window_samples
+from training.eval_report import SUMMARY_DATA, markdown, mean_ci
 from training.evaluation import (BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate,
-                                 evaluation_files, longest_gap_ms, sample_gaps, window_samples, work_span)
+                                 evaluation_files, longest_gap_ms, work_span)
 from training.scoring import with_eval
 from training.trainer import Trainer
 
@@ -37,16 +39,6 @@ def trained(tmp_path_factory):
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def test_sample_gaps_is_seeded_and_leaves_the_window_inside_the_clip():
-    a = sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
-    assert a == sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
-    assert a != sample_gaps(20_000, 800, 4000, 50, seed=1, key="clip.wav")
-    assert a != sample_gaps(20_000, 800, 4000, 50, seed=0, key="other.wav")
-    for s, e in a:
-        assert e - s == 800 and (s + e) // 2 - 2000 >= 0 and (s + e) // 2 + 2000 <= 20_000
-    assert sample_gaps(3000, 800, 4000, 5, seed=0, key="short.wav") == []
 
 
 def test_every_allowed_gap_length_passes_locate_at_any_position(tiny_cfg):
@@ -107,6 +99,7 @@ def test_evaluate_script_end_to_end(trained, tmp_path):
     summary = (out / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in SYSTEMS) and "50 ms" in summary and "±" in summary
     assert "PLCMOS v2 ↑ 50 ms" in summary and "## DNSMOS overall on the excerpt ↑" in summary
+    assert markdown(json.loads((out / SUMMARY_DATA).read_text())) == summary     # the report's data is the summary's
     assert all(r["skipped"] or 1.0 <= float(r["plcmos"]) <= 5.0 for r in rows)
     assert (out / "plots" / "metrics_vs_gap.png").stat().st_size > 0
     assert len(list((out / "plots").glob("example_*.png"))) == 2   # one per gap length

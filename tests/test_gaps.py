@@ -8,8 +8,8 @@ import torch
 from conftest import assert_only_gaps_changed, synth_clip
 from models import build_model
 from processors.errors import UserError
-from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, splice
-from processors.inpaint import inpaint_audio, locate
+from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, sample_gaps, splice
+from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.mel import MelSpectrogram, MelToWave
 
 
@@ -67,6 +67,37 @@ def test_splice_only_touches_the_gap():
 def untrained(tiny_cfg):
     torch.manual_seed(0)
     return build_model(tiny_cfg).eval(), tiny_cfg
+
+
+def test_sample_gaps_is_seeded_and_leaves_the_window_inside_the_clip():
+    a = sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
+    assert a == sample_gaps(20_000, 800, 4000, 50, seed=0, key="clip.wav")
+    assert a != sample_gaps(20_000, 800, 4000, 50, seed=1, key="clip.wav")
+    assert a != sample_gaps(20_000, 800, 4000, 50, seed=0, key="other.wav")
+    for s, e in a:
+        assert e - s == 800 and (s + e) // 2 - 2000 >= 0 and (s + e) // 2 + 2000 <= 20_000
+    assert sample_gaps(3000, 800, 4000, 5, seed=0, key="short.wav") == []
+
+
+def test_disjoint_gaps_are_seeded_apart_and_leave_the_window_inside_the_clip():
+    a = sample_gaps(20_000, 800, 4000, 4, seed=0, key="clip.wav", disjoint=True)
+    assert a == sample_gaps(20_000, 800, 4000, 4, seed=0, key="clip.wav", disjoint=True)
+    assert a != sample_gaps(20_000, 800, 4000, 4, seed=1, key="clip.wav", disjoint=True)
+    assert len(a) == 4 and all(e - s == 800 for s, e in a)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(a, a[1:]))          # in order, no overlap
+    assert a[0][0] >= 2000 and a[-1][1] <= 18_000
+    assert sample_gaps(6000, 800, 4000, 3, seed=0, key="short.wav", disjoint=True) == []
+
+
+def test_the_window_is_crop_frames_long_everywhere(tiny_cfg):
+    """One length for the crop window: the located window, its waveform and its Mel agree."""
+    sr, n = tiny_cfg.audio.sample_rate, 40_000
+    assert window_samples(tiny_cfg) == (tiny_cfg.data.crop_frames - 1) * tiny_cfg.audio.hop_length
+    win = locate((20_000, 20_400), n, sr, tiny_cfg)
+    assert win.length == window_samples(tiny_cfg)
+    mel = window_mels(np.zeros(n, np.float32), sr, win, tiny_cfg, MelSpectrogram(tiny_cfg.audio))
+    assert mel.shape[-1] == tiny_cfg.data.crop_frames
+    assert locate((40_000, 40_800), 2 * n, 2 * sr, tiny_cfg).length == 2 * window_samples(tiny_cfg)
 
 
 def test_locate_rejects_gaps_without_context(tiny_cfg):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.classical import linear_interpolation
-from training.losses import LOSSES, boundary_smoothness, masked_mse, total_loss
+from training.losses import INPAINT_LOSSES, boundary_smoothness, masked_mse, total_loss
 
 N_MELS, T = 8, 30
 
@@ -19,39 +19,39 @@ def example(gaps=((8, 14), (20, 23))):
     return target, mask
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(INPAINT_LOSSES))
 def test_zero_when_prediction_is_the_target(name):
     target, mask = example()
-    assert LOSSES[name](target.clone(), target, mask).item() == 0.0
+    assert INPAINT_LOSSES[name](target.clone(), target, mask).item() == 0.0
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(INPAINT_LOSSES))
 def test_context_is_ignored(name):
     target, mask = example()
     pred = target + 5.0 * (1 - mask) * torch.randn_like(target)     # wrong only where known
-    assert LOSSES[name](pred, target, mask).item() == 0.0
+    assert INPAINT_LOSSES[name](pred, target, mask).item() == 0.0
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(INPAINT_LOSSES))
 def test_positive_when_the_gap_differs(name):
     target, mask = example()
     pred = target + 0.5 * mask
-    value = LOSSES[name](pred, target, mask)
+    value = INPAINT_LOSSES[name](pred, target, mask)
     assert value.item() > 0 and value.shape == ()
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(INPAINT_LOSSES))
 def test_no_gap_gives_zero_not_nan(name):
     target, _ = example()
-    value = LOSSES[name](target + 1.0, target, torch.zeros_like(target))
+    value = INPAINT_LOSSES[name](target + 1.0, target, torch.zeros_like(target))
     assert torch.isfinite(value) and value.item() == 0.0
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(INPAINT_LOSSES))
 def test_gradient_reaches_the_gap_only(name):
     target, mask = example()
     pred = (target + 0.3 * mask).requires_grad_(True)
-    LOSSES[name](pred, target, mask).backward()
+    INPAINT_LOSSES[name](pred, target, mask).backward()
     assert (pred.grad[mask == 0] == 0).all()
     assert pred.grad[mask == 1].abs().sum() > 0
 
@@ -84,7 +84,7 @@ def test_total_loss_is_the_weighted_sum():
     weights = {"mse": 1.0, "boundary": 0.5, "l1": 0.0}
     total, terms = total_loss(pred, target, mask, weights)
     assert set(terms) == {"mse", "boundary"}                       # zero weights are not computed
-    expected = LOSSES["mse"](pred, target, mask) + 0.5 * LOSSES["boundary"](pred, target, mask)
+    expected = INPAINT_LOSSES["mse"](pred, target, mask) + 0.5 * INPAINT_LOSSES["boundary"](pred, target, mask)
     assert total.item() == pytest.approx(expected.item())
 
 

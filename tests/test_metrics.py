@@ -11,8 +11,8 @@ from conftest import SHARED, requires_shared
 from processors.audio_io import load_mono
 from processors.isolation import CrashIsolation
 from processors.lpc import lpc_extrapolate, lpc_fill
-from processors.metrics import (centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db,
-                                pesq_wb, stoi_scores)
+from processors.metrics import (LSD_FLOOR_DB, bins_up_to, centre_frames, excerpt_bounds, log_spectral_distance,
+                                mel_mse, mel_snr_db, pesq_wb, spectral_distance_db, stoi_scores)
 from processors.speech_mos import dnsmos_overall, plcmos
 from processors.visqol_metric import visqol_audio
 
@@ -76,6 +76,15 @@ def test_lsd_floors_silence_instead_of_going_infinite():
     est[2000:6000] = 0.0
     lsd = log_spectral_distance(ref, est, (2000, 6000), f_max=8000, **STFT)
     assert math.isfinite(lsd) and 20 < lsd <= 80 + 1e-6
+
+
+def test_one_lsd_for_waves_and_for_spectra():
+    """The gap LSD and the vocoder benchmark's magnitude LSD are one function with one floor."""
+    p_ref = np.full((5, 3), 4.0)
+    assert spectral_distance_db(p_ref, p_ref, peak=4.0) == 0.0
+    assert spectral_distance_db(p_ref, np.zeros_like(p_ref), peak=4.0) == pytest.approx(LSD_FLOOR_DB)
+    assert spectral_distance_db(p_ref, p_ref / 10, peak=4.0) == pytest.approx(10.0)
+    assert bins_up_to(4000, 512, SR) == 129 and bins_up_to(8000, 512, SR) == 257
 
 
 def test_mel_snr_and_mse_for_identical_and_noisy():

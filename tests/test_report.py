@@ -1,6 +1,7 @@
 """The listening report: excerpts and manifest, the page, the scripts, and the page in a real browser."""
 from __future__ import annotations
 
+import json
 import math
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,9 +14,10 @@ import torch
 from conftest import make_tiny_cfg, run_script, synth_clip, write_ljspeech
 from headless_chromium import check_page, find_chromium
 from processors.errors import UserError
+from training.eval_report import SUMMARY_DATA, markdown
 from training.evaluation import Example
 from training.report import build_report, load_manifest, save_examples
-from training.report_html import SPEC_PX, markdown_html, page_html
+from training.report_html import SPEC_PX, page_html, summary_html
 
 torch.set_num_threads(1)
 SR = 16000
@@ -56,19 +58,28 @@ def make_example(name: str = "clip_a", gap_ms: float = 100.0, systems=("zero", "
 
 @pytest.fixture
 def report_dir(tmp_path) -> Path:
-    """A results folder with two examples' excerpts, a summary.md and no plot."""
+    """A results folder with two examples' excerpts, the summary's data and no plot."""
     cfg = make_tiny_cfg(tmp_path, tmp_path)
     out = tmp_path / "results"
     save_examples([make_example(), make_example("clip <b>", 50.0, ("tiny/best", "oracle"))], cfg.audio,
                   out / "report", context_s=1.5)
-    (out / "summary.md").write_text("# Gap-filling evaluation\n\n- data: `x`\n\n## LSD ↓\n\n"
-                                    "| system | 50 ms |\n|---|---:|\n| linear | 1.00 ± 0.10 |\n", encoding="utf-8")
+    document = [{"title": "Gap-filling evaluation", "blocks": [{"list": ["data: `x`"]}]},
+                {"title": "LSD ↓", "blocks": [{"table": {"head": ["system", "50 ms"], "right": [False, True],
+                                                        "rows": [["linear", "1.00 ± 0.10"]]}}]}]
+    (out / SUMMARY_DATA).write_text(json.dumps(document), encoding="utf-8")
     return out
 
 
-def test_markdown_tables_lists_and_code_become_html():
-    html = markdown_html("# Title\n\n- data: `a<b`\n\npara one\npara two\n\n## LSD ↓\n\n"
-                         "| system | 50 ms |\n|---|---:|\n| lin & co | 1.0 |\n\nn = 3.")
+SUMMARY = [{"title": "Title", "blocks": [{"list": ["data: `a<b`"]}, {"p": "para one para two"}]},
+           {"title": "LSD ↓", "blocks": [{"table": {"head": ["system", "50 ms"], "right": [False, True],
+                                                   "rows": [["lin & co", "1.0"]]}}, {"p": "n = 3."}]}]
+
+
+def test_the_summary_renders_from_data_as_markdown_and_as_html():
+    """summary.md and the page's summary are two renderings of the same document."""
+    assert markdown(SUMMARY) == ("# Title\n\n- data: `a<b`\n\npara one para two\n\n## LSD ↓\n\n"
+                                 "| system | 50 ms |\n|---|---:|\n| lin & co | 1.0 |\n\nn = 3.\n")
+    html = summary_html(SUMMARY)
     assert "<h2>Title</h2>" in html and "<li>data: <code>a&lt;b</code></li>" in html
     assert "<p>para one para two</p>" in html and "<h3>LSD ↓</h3>" in html
     assert '<th class="r">50 ms</th>' in html and "<td>lin &amp; co</td>" in html and '<td class="r">1.0</td>' in html

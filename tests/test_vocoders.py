@@ -298,10 +298,10 @@ def test_evaluate_script_takes_vocoder_methods(tmp_path, ljspeech_dir):
 
 def test_vocoder_benchmark_runs_on_a_tiny_corpus(tiny_cfg, tmp_path, vocoder_nets):
     from conftest import write_clip
-    from training.vocoder_benchmark import REFERENCE, run_benchmark
+    from training.vocoder_benchmark import REFERENCE, benchmark_vocoders
     files = [write_clip(tmp_path / "clips" / f"{i}.wav", 1.2, sr=16000, seed=i) for i in range(2)]
     lines = []
-    table = run_benchmark(files, 1, tiny_cfg, sorted(VOCODERS), ["pinv"], [2], 50.0, 2, seed=0, log=lines.append,
+    table = benchmark_vocoders(files, 1, tiny_cfg, sorted(VOCODERS), ["pinv"], [2], 50.0, 2, seed=0, log=lines.append,
                           nets=vocoder_nets)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "@2" not in line]
     n = len(VOCODERS)

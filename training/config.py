@@ -11,7 +11,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -29,8 +29,8 @@ class AudioConfig:
     n_mels: int = 80
     f_min: float = 0.0
     f_max: float = 8000.0
-    mel_scale: str = "slaney"      # 'slaney' or 'htk'
-    mel_norm: str = "slaney"       # 'slaney' or 'none'
+    mel_scale: Literal["slaney", "htk"] = "slaney"
+    mel_norm: Literal["slaney", "none"] = "slaney"
     min_db: float = -100.0         # log-Mel floor; normalised value 0
     max_db: float = 20.0           # normalised value 1
 
@@ -38,8 +38,8 @@ class AudioConfig:
 @dataclass
 class MaskConfig:
     """How training/validation gaps are cut (mask 1 = missing)."""
-    mode: str = "random"           # 'random': 1..max_gaps segments; 'fixed': one centred gap;
-                                   # 'range': one gap of min..max_gap_frames anywhere between the margins
+    mode: Literal["random", "fixed", "range"] = "random"   # 'random': 1..max_gaps segments; 'fixed': one centred gap;
+                                                           # 'range': one gap of min..max_gap_frames anywhere between the margins
     max_gaps: int = 2
     min_fraction: float = 0.10     # random mode: total gap share of the crop
     max_fraction: float = 0.20
@@ -82,7 +82,7 @@ class PerceptualConfig:
     """The perceptual loss (``loss.weights.perceptual``): a frozen MAE encoder's features."""
     checkpoint: str = ""           # an MAE run's checkpoint (same audio settings and crop_frames)
     layers: list = field(default_factory=lambda: [2, 4])   # encoder blocks, 1 = after the first
-    distance: str = "l1"           # 'l1' or 'mse' between the features
+    distance: Literal["l1", "mse"] = "l1"                  # between the features
 
 
 @dataclass
@@ -97,7 +97,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     betas: list = field(default_factory=lambda: [0.9, 0.99])
-    schedule: str = "cosine"       # 'constant' or 'cosine' (after linear warm-up)
+    schedule: Literal["constant", "cosine"] = "cosine"      # after a linear warm-up
     warmup_steps: int = 100
     max_steps: int = 10000
     grad_clip: float = 1.0
@@ -106,7 +106,7 @@ class TrainConfig:
     ckpt_every: int = 500
     device: str = "auto"           # 'auto', 'cpu', 'cuda', 'cuda:1', ...
     num_threads: int = 0           # torch CPU threads; 0 = torch default
-    amp: str = "off"               # mixed precision: 'off', 'bf16' or 'fp16' (fp16 needs CUDA)
+    amp: Literal["off", "bf16", "fp16"] = "off"            # mixed precision (fp16 needs CUDA)
     compile: bool = False          # torch.compile the model (slow start, faster steps on GPU)
     runs_dir: str = "runs"         # TensorBoard logs go to <runs_dir>/<run_name>
     checkpoints_dir: str = "checkpoints"
@@ -156,7 +156,7 @@ class InferenceConfig:
     crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
     # a file with several channels: 'downmix' fills the mono mix and copies it to every channel;
     # 'per_channel' fills each channel from its own context (and its own guide): stereo stays stereo
-    stereo: str = "downmix"
+    stereo: Literal["downmix", "per_channel"] = "downmix"
 
 
 @dataclass
@@ -206,9 +206,21 @@ def _key(where: str, key: str) -> str:
     return f"{where}.{key}" if ": " in where else f"{where}: {key}"
 
 
+def _choices(values: tuple) -> str:
+    """('a', 'b', 'c') -> "'a', 'b' or 'c'"."""
+    names = [repr(v) for v in values]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
-    """Check ``value`` against a field type; ints are accepted for floats."""
+    """Check ``value`` against a field type; ints are accepted for floats; a ``Literal``
+    field takes only its listed values."""
     origin = typing.get_origin(typ) or typ
+    if origin is Literal:
+        allowed = typing.get_args(typ)
+        if value in allowed and isinstance(value, type(allowed[0])):
+            return value
+        raise UserError(f"{where}: must be {_choices(allowed)}, got {value!r}")
     if dataclasses.is_dataclass(typ):
         return from_dict(typ, value, where)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
@@ -266,9 +278,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def build_config(data: dict, where: str = "config") -> Config:
     """Validated :class:`Config` from a plain dict (as read from YAML or a checkpoint)."""
     from training.config_checks import validate
-    cfg = from_dict(Config, data, where)
-    validate(cfg, where)
-    return cfg
+    return validate(from_dict(Config, data, where), where)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -1,10 +1,13 @@
 """Config checks: every impossible value is a one-line UserError that names its key and file.
 
-Checks that need a registry (models, datasets, losses, vocoders) look it up by name, so a
-newly registered component is accepted without a change here.
+The allowed values of a field with a fixed set of them are its ``Literal`` type in
+training.config, checked as the YAML is read. Checks here are those that relate several
+fields, or need a registry (models, datasets, losses, vocoders): they look it up by name,
+so a newly registered component is accepted without a change here.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from processors.errors import UserError
@@ -18,15 +21,17 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise UserError(f"{where}: {message}")
 
 
-def validate(cfg: Config, where: str = "config") -> None:
-    """Reject impossible values with a message naming the key."""
+def validate(cfg: Config, where: str = "config") -> Config:
+    """Reject impossible values with a message naming the key. Returns a new config whose
+    ``model.params``, ``vocoder.params`` and ``reassigned.params`` are complete (the
+    defaults of the model's and the nets' own settings filled in); ``cfg`` is not changed."""
     from models.registry import MODELS, validate_model_config   # late: models import torch
     from datasets.sources import SOURCES
     from processors.excerpt_metrics import DOMAIN_METRICS
     from processors.mel import MEL_INVERSES
     from models.vocoder_nets import validate_vocoder_params
     from processors.vocoders import VOCODERS
-    from training.losses import LOSS_BUILDERS, LOSSES
+    from training.losses import INPAINT_LOSSES, LOSS_BUILDERS
 
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
     _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
@@ -37,8 +42,6 @@ def validate(cfg: Config, where: str = "config") -> None:
            f"need 0 <= f_min < f_max <= sample_rate/2 ({a.sample_rate / 2:g}), got {a.f_min:g}..{a.f_max:g}")
     _check(0 < a.n_mels <= a.n_fft // 2 + 1, f"{where}: audio.n_mels",
            f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
-    _check(a.mel_scale in ("slaney", "htk"), f"{where}: audio.mel_scale", f"must be 'slaney' or 'htk', got {a.mel_scale!r}")
-    _check(a.mel_norm in ("slaney", "none"), f"{where}: audio.mel_norm", f"must be 'slaney' or 'none', got {a.mel_norm!r}")
     _check(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
 
     _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
@@ -49,8 +52,6 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
     _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
     _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
-    _check(m.mode in ("random", "fixed", "range"), f"{where}: data.mask.mode",
-           f"must be 'random', 'fixed' or 'range', got {m.mode!r}")
     usable = d.crop_frames - 2 * m.margin_frames
     _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
     _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
@@ -71,10 +72,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     _check(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
     _check(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
     _check(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
-    _check(t.schedule in ("constant", "cosine"), f"{where}: train.schedule", f"must be 'constant' or 'cosine', got {t.schedule!r}")
     _check(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
     _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
-    _check(t.amp in ("off", "bf16", "fp16"), f"{where}: train.amp", f"must be 'off', 'bf16' or 'fp16', got {t.amp!r}")
     _check(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
            f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
     _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
@@ -94,7 +93,7 @@ def validate(cfg: Config, where: str = "config") -> None:
            f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
     _check(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
     _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
-    v.params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
+    vocoder_params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
     _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
     _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
@@ -106,14 +105,12 @@ def validate(cfg: Config, where: str = "config") -> None:
            f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
-    _check(cfg.inference.stereo in ("downmix", "per_channel"), f"{where}: inference.stereo",
-           f"must be 'downmix' or 'per_channel', got {cfg.inference.stereo!r}")
 
-    validate_reassigned(cfg.reassigned, f"{where}: reassigned")
+    reassigned = validate_reassigned(cfg.reassigned, f"{where}: reassigned")
 
-    cfg.model.params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
-    known = set(LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
+    known = set(INPAINT_LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
     for name, w in cfg.loss.weights.items():
         _check(name in known, f"{where}: loss.weights.{name}",
                f"unknown loss for model {cfg.model.name!r} (known: {', '.join(sorted(known))})")
@@ -122,14 +119,15 @@ def validate(cfg: Config, where: str = "config") -> None:
     p = cfg.loss.perceptual
     _check(cfg.loss.weights.get("perceptual", 0) == 0 or p.checkpoint != "", f"{where}: loss.weights.perceptual",
            "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
-    _check(p.distance in ("l1", "mse"), f"{where}: loss.perceptual.distance", f"must be 'l1' or 'mse', got {p.distance!r}")
     _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
            f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),
+                               vocoder=dataclasses.replace(v, params=vocoder_params), reassigned=reassigned)
 
 
-def validate_reassigned(rc, where: str) -> None:
+def validate_reassigned(rc, where: str):
     """The ``reassigned`` section: analysis settings librosa accepts, a known inversion, and the
-    learned inverse's params checked against its net."""
+    learned inverse's params checked against its net. Returns a copy with those params complete."""
     from models.reassigned_net import validate_net_params
     from processors.reassigned import check_window
     from processors.reassigned_inverse import INVERSIONS
@@ -147,4 +145,4 @@ def validate_reassigned(rc, where: str) -> None:
     _check(rc.classical_iter >= 0, f"{where}.classical_iter", f"must be >= 0, got {rc.classical_iter}")
     _check(0 <= rc.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {rc.momentum}")
     _check(rc.tol_db > 0, f"{where}.tol_db", f"must be > 0, got {rc.tol_db}")
-    rc.params = validate_net_params(rc.params, f"{where}.params")
+    return dataclasses.replace(rc, params=validate_net_params(rc.params, f"{where}.params"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from scipy import stats
 
 from processors.atomic import atomic_path, write_text_atomic
 from processors.excerpt_metrics import GAP_COLUMNS
+
+SUMMARY_DATA = "summary.json"   # the summary as data (summary_document), beside summary.md
 
 # column -> (title, True when higher is better, decimals in summary.md)
 METRICS = {
@@ -76,41 +79,66 @@ def metrics_in(summary: dict) -> list[str]:
     return [m for m in METRICS if m in present]
 
 
-def headline_table(summary: dict, systems: list[str], gap_ms: list[float], metrics: list[str]) -> list[str]:
-    """Markdown lines of one table, a row per system, a column per (metric, gap length); means only."""
+def _table(head: list[str], rows: list[list[str]]) -> dict:
+    """A table block: the first column (names) left-aligned, the numbers right-aligned."""
+    return {"table": {"head": head, "right": [False] + [True] * (len(head) - 1), "rows": rows}}
+
+
+def headline_table(summary: dict, systems: list[str], gap_ms: list[float], metrics: list[str]) -> dict:
+    """One section, one table: a row per system, a column per (metric, gap length); means only."""
     short = {m: METRICS[m][0].split(" on ")[0] + (" ↑" if METRICS[m][1] else " ↓") for m in metrics}
-    lines = ["## At a glance (means; intervals and n in the tables below)", "",
-             "| system | " + " | ".join(f"{short[m]} {ms:g} ms" for m in metrics for ms in gap_ms) + " |",
-             "|---|" + "---:|" * (len(metrics) * len(gap_ms))]
+    rows = []
     for system in systems:
         cells = [summary.get((system, ms, m), (math.nan, math.nan, 0))[0] for m in metrics for ms in gap_ms]
         digits = [METRICS[m][2] for m in metrics for _ in gap_ms]
-        lines.append(f"| {system} | " + " | ".join(_cell(c, math.nan, d) for c, d in zip(cells, digits)) + " |")
-    return lines + [""]
+        rows.append([system] + [_cell(c, math.nan, d) for c, d in zip(cells, digits)])
+    return {"title": "At a glance (means; intervals and n in the tables below)",
+            "blocks": [_table(["system"] + [f"{short[m]} {ms:g} ms" for m in metrics for ms in gap_ms], rows)]}
 
 
-def summary_markdown(summary: dict, systems: list[str], gap_ms: list[float], header: list[str]) -> str:
-    """One table per metric: rows are systems, columns gap lengths, cells mean ± 95 % CI."""
+def summary_document(summary: dict, systems: list[str], gap_ms: list[float], header: list[str]) -> list[dict]:
+    """The summary as data, one table per metric (rows: systems, columns: gap lengths, cells:
+    mean ± 95 % CI): sections ``{"title", "blocks"}``, the first the page's title, each block
+    ``{"p": text}``, ``{"list": [item]}`` or ``{"table": {"head", "right", "rows"}}``; text may
+    hold `code` spans. summary.md (:func:`markdown`) and the HTML report render from it."""
     metrics = metrics_in(summary)
-    lines = ["# Gap-filling evaluation", "", *header, "",
-             "Gap metrics (LSD, Mel MSE, Mel SNR) score the frames centred inside the gap, computed "
+    intro = ("Gap metrics (LSD, Mel MSE, Mel SNR) score the frames centred inside the gap, computed "
              "from the filled waveform (after vocoding and splicing); "
              f"{', '.join(METRICS[m][0].split(' on ')[0] for m in metrics if m not in GAP_COLUMNS)} are scored "
              "on the excerpt around the gap (the same seconds of audio for every system). Cells: mean ± 95 % "
-             "confidence interval (t-interval) over the scored gaps; ↓ lower is better, ↑ higher is better.", "",
-             *headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
+             "confidence interval (t-interval) over the scored gaps; ↓ lower is better, ↑ higher is better.")
+    items = [line[2:] if line.startswith("- ") else line for line in header]
+    sections = [{"title": "Gap-filling evaluation", "blocks": ([{"list": items}] if items else []) + [{"p": intro}]},
+                headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
     for m in metrics:
         title, higher, digits = METRICS[m]
-        lines += [f"## {title} {'↑' if higher else '↓'}", "",
-                  "| system | " + " | ".join(f"{ms:g} ms" for ms in gap_ms) + " |",
-                  "|---|" + "---:|" * len(gap_ms)]
-        ns = set()
+        rows, ns = [], set()
         for system in systems:
             cells = [summary.get((system, ms, m), (math.nan, math.nan, 0)) for ms in gap_ms]
             ns.update(n for _, _, n in cells)
-            lines.append(f"| {system} | " + " | ".join(_cell(mean, half, digits) for mean, half, _ in cells) + " |")
+            rows.append([system] + [_cell(mean, half, digits) for mean, half, _ in cells])
         span = f"{min(ns)}" if len(ns) == 1 else f"{min(ns)}–{max(ns)} (some clips skipped: see metrics.csv)"
-        lines += ["", f"n = {span} gaps per cell.", ""]
+        sections.append({"title": f"{title} {'↑' if higher else '↓'}",
+                         "blocks": [_table(["system"] + [f"{ms:g} ms" for ms in gap_ms], rows),
+                                    {"p": f"n = {span} gaps per cell."}]})
+    return sections
+
+
+def markdown(document: list[dict]) -> str:
+    """A :func:`summary_document` as Markdown: '# ' for the first section, '## ' for the rest."""
+    lines = []
+    for i, section in enumerate(document):
+        lines += [("# " if i == 0 else "## ") + section["title"], ""]
+        for block in section["blocks"]:
+            if "table" in block:
+                t = block["table"]
+                lines += ["| " + " | ".join(t["head"]) + " |", "|" + "".join("---:|" if r else "---|" for r in t["right"])]
+                lines += ["| " + " | ".join(row) + " |" for row in t["rows"]]
+            elif "list" in block:
+                lines += [f"- {item}" for item in block["list"]]
+            else:
+                lines.append(block["p"])
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -160,15 +188,18 @@ def plot_examples(examples: list, cfg, folder: Path) -> list[Path]:
 
 def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
                  cfg, header: list[str]) -> dict[str, Path]:
-    """metrics.csv, summary.md, plots/metrics_vs_gap.png, plots/example_*.png and the examples'
+    """metrics.csv, summary.md (and its data, summary.json, for the HTML report), plots/metrics_vs_gap.png, plots/example_*.png and the examples'
     excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
     from training.evaluation import EXAMPLE_CONTEXT_S
     from training.report import save_examples
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(rows)
-    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}
+    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "summary_data": out / SUMMARY_DATA,
+             "plot": out / "plots" / "metrics_vs_gap.png"}
     write_csv(rows, paths["csv"])
-    write_text_atomic(paths["summary"], summary_markdown(summary, systems, gap_ms, header))
+    document = summary_document(summary, systems, gap_ms, header)
+    write_text_atomic(paths["summary"], markdown(document))
+    write_text_atomic(paths["summary_data"], json.dumps(document, ensure_ascii=False, indent=1))
     plot_metrics(summary, systems, gap_ms, paths["plot"])
     plot_examples(examples, cfg, out / "plots")
     paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)

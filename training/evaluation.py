@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,8 +22,8 @@ from tqdm import tqdm
 from models.classical import SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono
 from processors.errors import UserError
-from processors.gaps import splice
-from processors.inpaint import inpaint_audio, locate, window_mels
+from processors.gaps import sample_gaps, splice
+from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.lpc import lpc_fill
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
@@ -189,11 +188,6 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
 
 # --------------------------------------------------------------------------- gaps
 
-def window_samples(cfg) -> int:
-    """Length in samples of the crop window the model fills a gap from (as ``locate``)."""
-    return (cfg.data.crop_frames - 1) * cfg.audio.hop_length
-
-
 def longest_gap_ms(cfg) -> float:
     """Longest gap every position can hold: its frames (at most ceil((g + n_fft) / hop),
     one spare for rounding) must fit between the crop's margins."""
@@ -211,21 +205,6 @@ def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
             if ms > longest_gap_ms(s.cfg):
                 raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest_gap_ms(s.cfg):.0f} ms "
                                 f"(crop_frames={s.cfg.data.crop_frames})")
-
-
-def sample_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int, key: str) -> list[tuple[int, int]]:
-    """``count`` gaps of ``gap_len`` samples in a clip of ``n_samples``, seeded by (seed, key, gap_len).
-
-    Gap centres are uniform in [window/2, n_samples - window/2], so the crop window of
-    ``window`` samples centred on each gap lies inside the clip (full context on both
-    sides). Returns [] when the clip is shorter than the window.
-    """
-    lo, hi = window // 2, n_samples - (window - window // 2)
-    if hi < lo or gap_len >= window:
-        return []
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), gap_len])
-    centres = rng.integers(lo, hi + 1, size=count)
-    return [(int(c) - gap_len // 2, int(c) - gap_len // 2 + gap_len) for c in centres]
 
 
 # --------------------------------------------------------------------------- the run

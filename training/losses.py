@@ -2,7 +2,7 @@
 tensors with mask 1 = missing; only the masked region (and its seams) counts.
 
 Weights are data (``loss.weights`` in the config): the total is
-``sum(w * fns[name](...) for name, w in weights.items())``. ``LOSSES`` holds the pure
+``sum(w * fns[name](...) for name, w in weights.items())``. ``INPAINT_LOSSES`` holds the pure
 functions; ``LOSS_BUILDERS`` the losses that need something built once from the config
 (the perceptual loss's frozen feature network): :func:`build_losses` makes both kinds.
 """
@@ -18,13 +18,13 @@ from torch import nn
 from processors.errors import UserError
 from processors.mel import normalised_to_amplitude
 
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
+INPAINT_LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 LOSS_BUILDERS: dict[str, Callable[..., Callable[..., torch.Tensor]]] = {}   # name -> builder(cfg, device)
 
 
 def loss(name: str):
     def wrap(fn):
-        LOSSES[name] = fn
+        INPAINT_LOSSES[name] = fn
         return fn
     return wrap
 
@@ -140,8 +140,8 @@ def build_losses(cfg, device="cpu") -> dict[str, Callable[..., torch.Tensor]]:
     names = [n for n, w in cfg.loss.weights.items() if w > 0] + ["mse"]
     fns = {}
     for name in dict.fromkeys(names):
-        if name in LOSSES:
-            fns[name] = LOSSES[name]
+        if name in INPAINT_LOSSES:
+            fns[name] = INPAINT_LOSSES[name]
         elif name in LOSS_BUILDERS:
             fns[name] = LOSS_BUILDERS[name](cfg, device)
     return fns
@@ -151,10 +151,10 @@ def total_loss(pred, target, mask, weights: dict[str, float], fns: dict | None =
                extra: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted sum of the configured terms, and each term (unweighted) for logging.
 
-    ``fns`` defaults to the pure ``LOSSES``; ``extra`` are terms computed elsewhere
+    ``fns`` defaults to the pure ``INPAINT_LOSSES``; ``extra`` are terms computed elsewhere
     (a model's own, e.g. a GAN's adversarial term), weighted by the same ``weights``.
     """
-    fns = LOSSES if fns is None else fns
+    fns = INPAINT_LOSSES if fns is None else fns
     terms = {name: fns[name](pred, target, mask) for name, w in weights.items() if w > 0 and name in fns}
     terms.update(extra or {})
     return sum(weights.get(name, 0.0) * value for name, value in terms.items()), terms

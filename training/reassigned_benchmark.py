@@ -52,7 +52,7 @@ def score(ref: np.ndarray, est: np.ndarray, rc) -> dict[str, float]:
             "pesq": pesq_wb(ref, est, sr)[0]}
 
 
-def run_benchmark(sets: dict[str, list[Path]], rc, methods: list[tuple[str, int]],
+def benchmark_reassigned(sets: dict[str, list[Path]], rc, methods: list[tuple[str, int]],
                   log: Callable[[str], None] = print) -> dict[str, dict[str, dict[str, float]]]:
     """Mean metrics ``{set: {row label: {metric: value}}}`` over each set's clips."""
     results: dict[str, dict[str, dict[str, float]]] = {}

@@ -9,7 +9,8 @@ Two steps, so a page can be rebuilt from an evaluation's folder alone
    ``report/examples.json`` with the gap, the audio settings and every clip's scores.
 2. :func:`build_report` (``--report``, ``scripts/report.py``, ``make demo``): a small
    Mel spectrogram per clip (``report/spec/``, gap marked) and ``report.html`` with
-   summary.md's tables and plots/metrics_vs_gap.png above the examples.
+   the summary's tables (from summary.json, the data of summary.md) and
+   plots/metrics_vs_gap.png above the examples.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import torch
 from processors.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
 from processors.errors import UserError
-from training.eval_report import METRICS
+from training.eval_report import METRICS, SUMMARY_DATA
 from training.report_html import SPEC_PX, page_html
 
 MANIFEST = "report/examples.json"
@@ -140,15 +141,15 @@ def draw_spectrograms(manifest: dict, folder: Path) -> None:
 
 
 def build_report(out: Path, title: str | None = None) -> Path:
-    """``out/report.html`` from ``out/report/examples.json`` (plus ``out/summary.md`` and
+    """``out/report.html`` from ``out/report/examples.json`` (plus the summary's data, ``out/summary.json``, and
     ``out/plots/metrics_vs_gap.png`` when they exist); returns the page's path."""
     out = Path(out)
     manifest = load_manifest(out)
     draw_spectrograms(manifest, out / "report")
-    summary = out / "summary.md"
+    summary = out / SUMMARY_DATA
     plot = out / "plots" / "metrics_vs_gap.png"
     page = page_html(title or f"Listening report: {out.resolve().name}", manifest,
-                     summary.read_text(encoding="utf-8") if summary.is_file() else None,
+                     json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else None,
                      "plots/metrics_vs_gap.png" if plot.is_file() else None, prefix="report/")
     write_text_atomic(out / PAGE, page)
     return out / PAGE

@@ -1,4 +1,4 @@
-"""The listening report's HTML: pure functions from the examples manifest to one page.
+"""The listening report's HTML: pure functions from the examples manifest and the summary's data to one page.
 
 The page needs nothing but the files beside it: inline CSS, no script, no font or
 network fetch, every link relative, so the folder opens from disk in any browser.
@@ -57,55 +57,34 @@ def href(path: str) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then turn `code` spans into <code> (the only inline markup summary.md uses)."""
+    """Escape, then turn `code` spans into <code> (the only inline markup the summary's text holds)."""
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", esc(text))
 
 
-def _table(lines: list[str]) -> str:
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
-    head, rule, body = cells[0], cells[1] if len(cells) > 1 else [], cells[2:]
-    right = [r.endswith(":") for r in rule] + [False] * len(head)
-    cls = lambda i: ' class="r"' if right[i] else ""  # noqa: E731
-    out = ["<table><thead><tr>" + "".join(f"<th{cls(i)}>{_inline(c)}</th>" for i, c in enumerate(head)) + "</tr></thead><tbody>"]
-    out += ["<tr>" + "".join(f"<td{cls(i)}>{_inline(c)}</td>" for i, c in enumerate(row)) + "</tr>" for row in body]
+def _table(table: dict) -> str:
+    cls = lambda i: ' class="r"' if table["right"][i] else ""  # noqa: E731
+    out = ["<table><thead><tr>" + "".join(f"<th{cls(i)}>{_inline(c)}</th>" for i, c in enumerate(table["head"]))
+           + "</tr></thead><tbody>"]
+    out += ["<tr>" + "".join(f"<td{cls(i)}>{_inline(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+            for row in table["rows"]]
     return "\n".join(out + ["</tbody></table>"])
 
 
-def markdown_html(text: str) -> str:
-    """The Markdown that summary.md uses (``#``/``##`` headings, ``-`` lists, pipe tables,
-    paragraphs, `code`) as HTML, one <section> per heading so the tables can sit side by side."""
-    blocks, sections = [], []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-            continue
-        heading = re.match(r"^(#{1,6})\s+(.*)$", line)
-        if heading:
-            if blocks:
-                sections.append(blocks)
-            level = min(6, len(heading[1]) + 1)          # the page's own title is the only <h1>
-            blocks = [f"<h{level}>{_inline(heading[2])}</h{level}>"]
-            i += 1
-            continue
-        kind = "table" if line.lstrip().startswith("|") else "list" if line.startswith("- ") else "p"
-        group = []
-        while i < len(lines) and lines[i].strip() and not lines[i].startswith("#"):
-            this = "table" if lines[i].lstrip().startswith("|") else "list" if lines[i].startswith("- ") else "p"
-            if this != kind:
-                break
-            group.append(lines[i])
-            i += 1
-        if kind == "table":
-            blocks.append(_table(group))
-        elif kind == "list":
-            blocks.append("<ul>" + "".join(f"<li>{_inline(g[2:])}</li>" for g in group) + "</ul>")
-        else:
-            blocks.append(f"<p>{_inline(' '.join(group))}</p>")
-    if blocks:
-        sections.append(blocks)
+def _block(block: dict) -> str:
+    if "table" in block:
+        return _table(block["table"])
+    if "list" in block:
+        return "<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block["list"]) + "</ul>"
+    return f"<p>{_inline(block['p'])}</p>"
+
+
+def summary_html(document: list[dict]) -> str:
+    """The evaluation's summary (training.eval_report.summary_document) as HTML, one <section>
+    per section so the tables can sit side by side; the page's own title is its only <h1>."""
+    sections = []
+    for i, section in enumerate(document):
+        level = 2 if i == 0 else 3
+        sections.append([f"<h{level}>{_inline(section['title'])}</h{level}>"] + [_block(b) for b in section["blocks"]])
     return '<div class="md">\n' + "\n".join("<section>\n" + "\n".join(s) + "\n</section>" for s in sections) + "\n</div>"
 
 
@@ -147,10 +126,10 @@ def example_html(ex: dict, prefix: str) -> str:
     return f'<section class="example"><h3>{esc(title)}</h3>\n<div class="row">\n{cards}\n</div></section>'
 
 
-def page_html(title: str, manifest: dict, summary_md: str | None = None, plot: str | None = None,
+def page_html(title: str, manifest: dict, summary: list[dict] | None = None, plot: str | None = None,
               prefix: str = "") -> str:
     """The whole report page. ``manifest`` is examples.json (each clip with a 'png' added),
-    ``summary_md`` the text of summary.md, ``plot`` the relative path of metrics_vs_gap.png;
+    ``summary`` the evaluation's summary document (summary.json), ``plot`` the relative path of metrics_vs_gap.png;
     clip paths are relative to ``prefix`` (the report folder, seen from the page)."""
     context = manifest.get("context_s")
     parts = [f"<h1>{esc(title)}</h1>",
@@ -159,8 +138,8 @@ def page_html(title: str, manifest: dict, summary_md: str | None = None, plot: s
              ") and as Mel spectrograms; the dashed cyan lines mark the gap. Beside each fill, its "
              "scores on this gap (↑ higher is better, ↓ lower). All files are in this folder: the page "
              "works offline.</p>"]
-    if summary_md:      # its own '# ' title heads the section
-        parts += ([] if summary_md.startswith("# ") else ["<h2>Summary</h2>"]) + [markdown_html(summary_md)]
+    if summary:         # its first section's title heads it
+        parts.append(summary_html(summary))
     if plot:
         parts += ["<h2>Metrics against gap length</h2>",
                   f'<img class="plot" src="{href(plot)}" alt="every metric against gap length, one line per system">']

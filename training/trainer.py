@@ -45,7 +45,7 @@ from training.distributed import (StepSampler, average_gradients, close_world, i
                                   mean_over_ranks)
 from training.figures import mel_figure
 from training.loss_log import truncate_log
-from training.losses import LOSSES, build_losses, total_loss
+from training.losses import INPAINT_LOSSES, build_losses, total_loss
 
 log = logging.getLogger(__name__)
 VAL_SEED_SALT = 1_000_003   # validation crops come from their own stream
@@ -318,10 +318,10 @@ class Trainer:
             n = masked.shape[0]
             for name, fn in self.losses.items():
                 sums[name] = sums.get(name, 0.0) + fn(pred, target, mask).item() * n
-            sums["interp_mse"] = sums.get("interp_mse", 0.0) + LOSSES["mse"](
+            sums["interp_mse"] = sums.get("interp_mse", 0.0) + INPAINT_LOSSES["mse"](
                 linear_interpolation(masked, mask), target, mask).item() * n
             if guide is not None:       # the similarity fill alone, the other yardstick of a guided model
-                sums["guide_mse"] = sums.get("guide_mse", 0.0) + LOSSES["mse"](
+                sums["guide_mse"] = sums.get("guide_mse", 0.0) + INPAINT_LOSSES["mse"](
                     guide[:, :1], target, mask).item() * n
             count += n
             if first is None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,9 +19,10 @@ import numpy as np
 import torch
 
 from processors.audio_io import load_mono
-from processors.inpaint import inpaint_audio, locate, window_mels
+from processors.gaps import sample_gaps
+from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
-from processors.metrics import centre_frames, log_spectral_distance, pesq_wb
+from processors.metrics import bins_up_to, centre_frames, log_spectral_distance, pesq_wb, spectral_distance_db
 from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft, with_vocoder
 
 REFERENCE = "librosa mel_to_audio"
@@ -96,28 +96,17 @@ def _builder(cfg, method: str, inverse: str, init: str | None = None, hold: bool
     return build
 
 
-def benchmark_gaps(n_samples: int, gap_len: int, window: int, count: int, seed: int, key: str) -> list[tuple[int, int]]:
-    """``count`` disjoint gaps, one at a seeded position in each of ``count`` equal parts of
-    the clip where a full window of context fits around it; [] if the clip is too short."""
-    lo, hi = window // 2, n_samples - window // 2
-    part = (hi - lo) // count
-    if part <= gap_len:
-        return []
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), gap_len])
-    starts = [lo + i * part + int(rng.integers(0, part - gap_len)) for i in range(count)]
-    return [(s, s + gap_len) for s in starts]
-
-
 def prepare_clips(files, count: int, cfg, gap_ms: float, gaps_per_clip: int, seed: int) -> list[dict]:
     """The first ``count`` clips long enough for their gaps, at the model's rate, with their gaps."""
     sr = cfg.audio.sample_rate
-    window = (cfg.data.crop_frames - 1) * cfg.audio.hop_length
+    window = window_samples(cfg)
     clips = []
     for path in files:
         if len(clips) == count:
             break
         wave = load_mono(path, sr)
-        gaps = benchmark_gaps(len(wave), round(gap_ms * sr / 1000), window, gaps_per_clip, seed, path.name)
+        gaps = sample_gaps(len(wave), round(gap_ms * sr / 1000), window, gaps_per_clip, seed, path.name,
+                           disjoint=True)
         if gaps:
             clips.append({"name": path.name, "wave": wave, "gaps": gaps})
     return clips
@@ -157,12 +146,13 @@ def magnitude_estimators(cfg, inverses: list[str], nets: dict[str, str] | None =
 
 
 def magnitude_errors(clips: list[dict], cfg, mel_fn, estimators: dict[str, Callable], context: int = 32) -> dict[str, dict]:
-    """Per estimator: LSD (dB) of the linear magnitude it recovers from the true Mel against
-    the true |STFT|, on the gap frames (bins up to f_max, 80 dB floor), and ms per gap. Each
-    sees the gap's frames and ``context`` frames on each side (a refiner's convolutions use them)."""
+    """Per estimator: LSD (dB, processors.metrics.spectral_distance_db) of the linear magnitude
+    it recovers from the true Mel against the true |STFT|, on the gap frames (bins up to f_max,
+    floored below the clip's peak), and ms per gap. Each sees the gap's frames and ``context``
+    frames on each side (a refiner's convolutions use them)."""
     a = cfg.audio
     window = torch.hann_window(a.win_length)
-    bins = int(a.f_max * a.n_fft / a.sample_rate) + 1
+    bins = bins_up_to(a.f_max, a.n_fft, a.sample_rate)
     out = {}
     for name, estimate in estimators.items():
         errors, ms = [], []
@@ -170,7 +160,7 @@ def magnitude_errors(clips: list[dict], cfg, mel_fn, estimators: dict[str, Calla
             wave = torch.from_numpy(clip["wave"])
             true = stft(wave, a, window).abs()[:bins]
             mel = mel_fn(wave)
-            floor = true.max() ** 2 * 1e-8
+            power = (true ** 2).double().numpy()
             for s, e in clip["gaps"]:
                 f0, f1 = centre_frames(s, e, a.hop_length, true.shape[1])
                 w0, w1 = max(0, f0 - context), min(true.shape[1], f1 + context)
@@ -178,8 +168,7 @@ def magnitude_errors(clips: list[dict], cfg, mel_fn, estimators: dict[str, Calla
                 with torch.no_grad():
                     est = estimate(mel[:, w0:w1])[:bins, f0 - w0:f1 - w0]
                 ms.append(1000 * (time.perf_counter() - start))
-                d = 10 * torch.log10((true[:, f0:f1] ** 2).clamp(min=floor)) - 10 * torch.log10((est ** 2).clamp(min=floor))
-                errors.append(d.pow(2).mean(0).sqrt().mean().item())
+                errors.append(spectral_distance_db(power[:, f0:f1], (est ** 2).double().numpy(), power.max()))
         out[name] = {"mag_lsd_db": float(np.mean(errors)), "ms_median": statistics.median(ms)}
     return out
 
@@ -199,7 +188,7 @@ def markdown_table(results: dict[tuple[str, int], dict], iters: list[int]) -> st
     return "\n".join(lines)
 
 
-def run_benchmark(files, count, cfg, methods, inverses, iters, gap_ms, gaps_per_clip, seed, ablate=False,
+def benchmark_vocoders(files, count, cfg, methods, inverses, iters, gap_ms, gaps_per_clip, seed, ablate=False,
                   log=print, nets: dict[str, str] | None = None) -> str:
     """The whole benchmark on ``count`` of ``files`` as markdown (tables of vocoders and of Mel inverses)."""
     mel_fn = MelSpectrogram(cfg.audio)

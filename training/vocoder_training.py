@@ -26,13 +26,14 @@ from models.vocoder_nets import LOG_FLOOR, VOCODER_NETS, build_vocoder_net
 from processors.audio_io import load_mono
 from processors.errors import UserError
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
+from processors.metrics import LSD_FLOOR_DB
 from processors.vocoders import istft, stft
 from training.checkpoint import save_checkpoint, seed_everything
 from training.config import Config, save_config
 from training.trainer import lr_lambda
 
 log = logging.getLogger(__name__)
-FLOOR_DB = 80.0     # magnitudes are compared down to 80 dB below each crop's peak, as the evaluation's LSD
+FLOOR_DB = LSD_FLOOR_DB     # magnitudes are compared down to 80 dB below each crop's peak, as the evaluation's LSD
 
 
 def load_waves(files: list[Path], sample_rate: int, min_samples: int) -> list[np.ndarray]:
