@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from processors.audio_io import AUDIO_EXTENSIONS
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 log = logging.getLogger(__name__)
 SOURCES: dict[str, Callable[[Path], list[Path]]] = {}

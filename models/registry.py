@@ -6,7 +6,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 MODELS: dict[str, tuple[type, type]] = {}   # name -> (model class, params dataclass)
 
@@ -82,7 +82,7 @@ def _ensure_registered() -> None:
 
 def validate_model_config(name: str, params: dict, where: str) -> dict:
     """Check ``model.params`` against the model's dataclass; returns them with defaults filled."""
-    from training.config import from_dict
+    from processors.core.config import from_dict
     _ensure_registered()
     if name not in MODELS:
         raise UserError(f"{where}.name: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 VOCODER_NETS: dict[str, tuple[type, type]] = {}   # vocoder method -> (network class, params dataclass)
 LOG_FLOOR = 1e-5                                    # magnitudes are compared as log(m + LOG_FLOOR)
@@ -108,7 +108,7 @@ def build_vocoder_net(method: str, params: dict, audio) -> nn.Module:
 
 def validate_vocoder_params(method: str, params: dict, where: str) -> dict:
     """``vocoder.params`` checked against the net's dataclass (empty for the classical vocoders)."""
-    from training.config import from_dict
+    from processors.core.config import from_dict
     if method not in VOCODER_NETS:
         if params:
             raise UserError(f"{where}: vocoder {method!r} has no params (only {', '.join(sorted(VOCODER_NETS))} do)")
@@ -123,7 +123,7 @@ def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
     UserError when the file is missing or unreadable, holds another method's net, or was
     trained for other audio settings (its Mels would not be this model's Mels).
     """
-    from training.checkpoint import config_changes, load_checkpoint
+    from processors.core.checkpoint_io import config_changes, load_checkpoint
     if not path:
         raise UserError(f"vocoder.checkpoint: the {method!r} vocoder needs a trained net; train one with "
                         f"python scripts/train_vocoder.py --config configs/{method}_ljspeech.yaml")
@@ -144,7 +144,7 @@ def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
 
 def vocoder_checkpoints(paths: list[str] | None) -> dict[str, str]:
     """``{method: path}`` for ``--vocoder-checkpoint`` files, each routed by the method it was trained for."""
-    from training.checkpoint import load_checkpoint
+    from processors.core.checkpoint_io import load_checkpoint
     out = {}
     for path in paths or []:
         method = load_checkpoint(path)["config"].get("vocoder", {}).get("method")

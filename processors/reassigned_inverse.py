@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.pghi import magnitude_gradients, pghi
 from processors.reassigned import (Reassigned, analysis_window, check_reassigned, phase_gradients,
                                    reassigned_spectrogram)

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import MelInverse, MelToWave, normalised_to_amplitude
 
 VOCODERS: dict[str, Callable] = {}   # name -> builder(audio config, vocoder config) -> nn.Module

@@ -12,7 +12,7 @@ import _path
 # cores the other thread needs, and small FFTs took ~100x longer with 2 threads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from training.cli import parser, run  # noqa: E402
+from processors.core.cli import parser, run  # noqa: E402
 
 DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 DEFAULT_DATA = _path.ROOT.parent / "shared" / "data" / "LJSpeech-mini"
@@ -25,11 +25,11 @@ def main(args) -> int:
     import torch
 
     from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
-    from processors.errors import UserError
+    from processors.core.errors import UserError
     from processors.vocoders import VOCODERS
-    from training.config import load_config
-    from training.evaluation import evaluation_files
-    from training.vocoder_benchmark import run_benchmark
+    from processors.core.config import load_config
+    from training.evaluation.evaluate import evaluation_files
+    from training.evaluation.vocoder_benchmark import run_benchmark
 
     data = Path(args.data)
     if not data.is_dir():

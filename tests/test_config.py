@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from processors.errors import UserError
-from training.config import Config, apply_overrides, build_config, load_config, save_config
+from processors.core.errors import UserError
+from processors.core.config import Config, apply_overrides, build_config, load_config, save_config
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import assert_only_gaps_changed, synth_clip
 from models import build_model
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, splice
 from processors.inpaint import inpaint_audio, locate
 from processors.mel import MelSpectrogram, MelToWave

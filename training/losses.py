@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import normalised_to_amplitude
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
@@ -95,7 +95,7 @@ def build_perceptual(cfg, device) -> PerceptualLoss:
     Checked now, at start-up: a missing file, another model, other Mel settings or
     layers the encoder lacks are one-line UserErrors naming the key.
     """
-    from training.checkpoint import config_changes, load_inpainter
+    from processors.core.checkpoint_io import config_changes, load_inpainter
     p, key = cfg.loss.perceptual, "loss.perceptual.checkpoint"
     if not p.checkpoint:
         raise UserError(f"{key}: the perceptual loss needs an MAE checkpoint "

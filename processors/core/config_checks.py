@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 if TYPE_CHECKING:
-    from training.config import Config
+    from processors.core.config import Config
 
 
 def _check(ok: bool, where: str, message: str) -> None:

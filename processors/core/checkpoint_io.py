@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
 # The trained models that ship with the repo (tracked in git; model card: checkpoints/README.md),
 # named on the command line by these words instead of a path.
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "pretrained"
 PRETRAINED = ("speech", "music")
 
 
@@ -134,7 +134,7 @@ def load_inpainter(path: str | Path):
     """(model in eval mode, its Config) rebuilt from a checkpoint alone; ``path`` may name a
     shipped model ('speech', 'music'), whose absence or damage says how to restore it."""
     from models import build_model
-    from training.config import build_config
+    from processors.core.config import build_config
     path = resolve_checkpoint(path)
     if path.parent == PRETRAINED_DIR:
         try:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from processors.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path, write_text_atomic
 from processors.excerpt_metrics import GAP_COLUMNS
 
 # column -> (title, True when higher is better, decimals in summary.md)
@@ -162,8 +162,8 @@ def write_report(out: Path, rows: list[dict], examples: list, systems: list[str]
                  cfg, header: list[str]) -> dict[str, Path]:
     """metrics.csv, summary.md, plots/metrics_vs_gap.png, plots/example_*.png and the examples'
     excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
-    from training.evaluation import EXAMPLE_CONTEXT_S
-    from training.report import save_examples
+    from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
+    from training.evaluation.report import save_examples
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(rows)
     paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from processors.atomic import write_text_atomic
-from processors.errors import UserError
+from processors.core.atomic import write_text_atomic
+from processors.core.errors import UserError
 
 
 @dataclass
@@ -265,7 +265,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def build_config(data: dict, where: str = "config") -> Config:
     """Validated :class:`Config` from a plain dict (as read from YAML or a checkpoint)."""
-    from training.config_checks import validate
+    from processors.core.config_checks import validate
     cfg = from_dict(Config, data, where)
     validate(cfg, where)
     return cfg

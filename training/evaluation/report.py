@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from processors.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
-from processors.errors import UserError
-from training.eval_report import METRICS
-from training.report_html import SPEC_PX, page_html
+from processors.core.errors import UserError
+from training.evaluation.eval_report import METRICS
+from training.evaluation.report_html import SPEC_PX, page_html
 
 MANIFEST = "report/examples.json"
 PAGE = "report.html"
@@ -65,7 +65,7 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
     """Write each example's excerpts as 16-bit wavs under ``folder/audio/`` and the
     manifest ``folder/examples.json``; returns the manifest's path.
 
-    ``examples``: training.evaluation.Example (waves cropped around the gap, scores per
+    ``examples``: training.evaluation.evaluate.Example (waves cropped around the gap, scores per
     system); ``audio``: the AudioConfig the waves are at (its rate, and the Mel settings
     the spectrograms are drawn with). Paths in the manifest are relative to ``folder``.
     """
@@ -125,7 +125,7 @@ def spectrogram_png(mel: np.ndarray, seconds: float, start_s: float, gap_s: tupl
 def draw_spectrograms(manifest: dict, folder: Path) -> None:
     """A PNG per clip under ``folder/spec/`` (adds 'png' to each clip of ``manifest``)."""
     from processors.mel import MelSpectrogram
-    from training.config import AudioConfig
+    from processors.core.config import AudioConfig
     audio = AudioConfig(**manifest["audio"])
     mel_fn = MelSpectrogram(audio)
     shutil.rmtree(folder / "spec", ignore_errors=True)
