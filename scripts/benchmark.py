@@ -23,7 +23,7 @@ def main(args) -> int:
 
     from processors.core.errors import UserError
     from training.evaluation.benchmark import format_table, run_benchmark
-    from processors.core.config import load_config
+    from training.configure import load_config
 
     if not Path(args.data).is_dir():
         print(f"skipped: no clips at {args.data} (the benchmark needs real recordings; give --data)")

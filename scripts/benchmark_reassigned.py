@@ -32,7 +32,7 @@ def main(args) -> int:
     from datasets.mel_dataset import build_splits
     from processors.core.errors import UserError
     from processors.reassigned_inverse import INVERSIONS
-    from processors.core.config import load_config
+    from training.configure import load_config
     from training.evaluation.reassigned_benchmark import markdown, parse_methods, run_benchmark
 
     torch.set_num_threads(1)

@@ -14,7 +14,7 @@ DEFAULT_CONFIG = "configs/unet_music_sim.yaml"
 def main(args) -> int:
     import torch
 
-    from processors.core.config import load_config
+    from training.configure import load_config
     from training.evaluation.similarity_benchmark import benchmark_similarity
 
     torch.set_num_threads(args.threads)

@@ -26,8 +26,8 @@ def main(args) -> int:
 
     from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
     from processors.core.errors import UserError
-    from processors.vocoders import VOCODERS
-    from processors.core.config import load_config
+    from models.vocoder_nets import VOCODERS
+    from training.configure import load_config
     from training.evaluation.evaluate import evaluation_files
     from training.evaluation.vocoder_benchmark import run_benchmark
 
@@ -59,7 +59,7 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    from processors.vocoders import VOCODERS
+    from models.vocoder_nets import VOCODERS
     from processors.mel import MEL_INVERSES
     p = parser(__doc__)
     p.add_argument("--config", default=str(_path.ROOT / DEFAULT_CONFIG), help=f"audio settings (default {DEFAULT_CONFIG})")

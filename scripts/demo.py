@@ -10,7 +10,7 @@ def main(args) -> int:
     import time
     from pathlib import Path
 
-    from processors.core.config import load_config
+    from training.configure import load_config
     from training.evaluation.demo import shipped_demo, training_demo
 
     start, out = time.time(), Path(args.out)

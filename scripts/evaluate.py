@@ -10,9 +10,9 @@ def main(args) -> int:
     from pathlib import Path
 
     from processors.core.errors import UserError
-    from processors.core.checkpoint_io import load_inpainter
-    from processors.core.config import load_config
-    from training.evaluation.eval_report import write_report
+    from models.build import load_inpainter
+    from training.configure import load_config
+    from training.evaluation.report import write_report
     from training.evaluation.evaluate import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
     from processors.excerpt_metrics import excerpt_seconds
     from training.evaluation.scoring import with_eval
@@ -57,7 +57,7 @@ def main(args) -> int:
 
 if __name__ == "__main__":
     from processors.excerpt_metrics import DOMAIN_METRICS
-    from processors.vocoders import VOCODERS
+    from models.vocoder_nets import VOCODERS
     from training.evaluation.evaluate import BASELINES
     p = parser(__doc__)
     p.add_argument("--checkpoint", action="append",

@@ -26,8 +26,8 @@ def main(args) -> int:
     from processors.gaps import extend_over_near_silence, find_silent_gaps, parse_gaps
     from processors.inpaint import inpaint_audio
     from processors.mel import MelSpectrogram
-    from processors.vocoders import build_vocoder
-    from processors.core.checkpoint_io import load_inpainter
+    from models.vocoder_nets import build_vocoder
+    from models.build import load_inpainter
 
     samples, sr = read_audio(src)
     broken = ~np.isfinite(samples).all(axis=1)

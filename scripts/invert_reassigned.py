@@ -29,7 +29,7 @@ def main(args) -> int:
     from processors.core.errors import UserError
     from processors.reassigned import load_reassigned, save_reassigned
     from processors.reassigned_inverse import INVERSIONS, analyse, invert, rebuild_audio
-    from processors.core.config import build_config, load_config
+    from training.configure import build_config, load_config
 
     src, dst = Path(args.input), Path(args.output)
     for path, flag in ((dst, "--output"), (Path(args.spectrogram) if args.spectrogram else None, "--spectrogram")):

@@ -14,7 +14,7 @@ def main(args) -> int:
     from datasets.mel_cache import MelCache, fill_cache
     from datasets.sources import list_files
     from processors.core.errors import UserError
-    from processors.core.config import load_config
+    from training.configure import load_config
 
     cfg = load_config(args.config, args.set)
     d = cfg.data

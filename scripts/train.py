@@ -12,7 +12,8 @@ def main(args) -> int:
 
     from processors.core.errors import UserError
     from processors.core.checkpoint_io import CheckpointMismatch, config_changes, load_checkpoint
-    from processors.core.config import apply_overrides, build_config, load_config
+    from processors.core.config import apply_overrides
+    from training.configure import build_config, load_config
     from training.trainer import Trainer
 
     resume = None

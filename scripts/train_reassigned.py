@@ -9,7 +9,7 @@ from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
-    from processors.core.config import load_config
+    from training.configure import load_config
     from training.reassigned_training import train_reassigned_net
 
     print(summary_line(train_reassigned_net(load_config(args.config, args.set))))

@@ -9,7 +9,7 @@ from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
-    from processors.core.config import load_config
+    from training.configure import load_config
     from training.vocoder_training import train_vocoder_net
 
     summary = train_vocoder_net(load_config(args.config, args.set))

@@ -8,7 +8,8 @@ import yaml
 
 from conftest import ROOT
 from processors.core.errors import UserError
-from processors.core.config import Config, apply_overrides, build_config, load_config, save_config
+from processors.core.config import Config, apply_overrides, save_config
+from training.configure import build_config, load_config
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

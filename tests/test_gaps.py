@@ -10,7 +10,8 @@ from models import build_model
 from processors.core.errors import UserError
 from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, splice
 from processors.inpaint import inpaint_audio, locate
-from processors.mel import MelSpectrogram, MelToWave
+from processors.mel import MelSpectrogram
+from processors.vocoders import MelToWave
 
 
 def test_find_silent_gaps_mono_and_stereo():

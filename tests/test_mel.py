@@ -12,7 +12,8 @@ import torch
 from conftest import synth_clip
 from processors.audio_io import load_mono, read_audio, resample
 from processors.core.errors import UserError
-from processors.mel import MelSpectrogram, MelToWave, amplitude_to_normalised, normalised_to_amplitude
+from processors.mel import MelSpectrogram, amplitude_to_normalised, normalised_to_amplitude
+from processors.vocoders import MelToWave
 from processors.core.config import AudioConfig
 
 TINY = AudioConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=8000.0)

@@ -11,8 +11,8 @@ from conftest import ROOT, run_script
 from datasets.guided import GuidedMelCrops, build_crops
 from datasets.sources import folder_files, split_files
 from processors.core.errors import UserError
-from processors.core.checkpoint_io import load_inpainter
-from processors.core.config import load_config
+from models.build import load_inpainter
+from training.configure import load_config
 from training.trainer import Trainer
 
 RATE = 22050

@@ -14,7 +14,8 @@ from processors.metrics import rotated_snr_db, segmental_snr_db
 from processors.reassigned import (Reassigned, check_reassigned, n_frames, phase_gradients, reassigned_spectrogram,
                                    save_reassigned, stft, undefined_bins)
 from processors.reassigned_inverse import roundtrip
-from processors.core.config import ReassignedConfig, build_config
+from processors.core.config import ReassignedConfig
+from training.configure import build_config
 
 RC = ReassignedConfig()          # the published settings: 16 kHz, n_fft 80, hop 20, Hamming, center=False
 SR = RC.sample_rate

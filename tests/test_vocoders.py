@@ -13,9 +13,11 @@ from processors.core.errors import UserError
 from processors.gaps import gap_frames
 from processors.inpaint import inpaint_audio
 from processors.mel import MEL_INVERSES, MelInverse, MelSpectrogram, normalised_to_amplitude
-from processors.vocoders import (PHASE_INITS, VOCODERS, ContextGriffinLim, build_vocoder, context_griffin_lim,
-                                 initial_phase, known_frames, stft, unknown_span)
-from processors.core.config import AudioConfig, Config, VocoderConfig, load_config
+from models.vocoder_nets import VOCODERS, build_vocoder
+from processors.vocoders import (PHASE_INITS, ContextGriffinLim, context_griffin_lim, initial_phase, known_frames, stft,
+                                 unknown_span)
+from processors.core.config import AudioConfig, Config, VocoderConfig
+from training.configure import load_config
 
 TINY = AudioConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=8000.0)
 FRAMES = 48

@@ -37,7 +37,7 @@ from datasets.mel_dataset import build_splits, compute_mels
 from models import build_model
 from models.classical import linear_interpolation
 from processors.core.errors import UserError
-from processors.vocoders import build_vocoder
+from models.vocoder_nets import build_vocoder
 from processors.core.checkpoint_io import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                  weights_mismatch)
 from processors.core.config import Config, save_config

@@ -156,20 +156,3 @@ def plot_examples(examples: list, cfg, folder: Path) -> list[Path]:
         save_figure(fig, path)
         paths.append(path)
     return paths
-
-
-def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
-                 cfg, header: list[str]) -> dict[str, Path]:
-    """metrics.csv, summary.md, plots/metrics_vs_gap.png, plots/example_*.png and the examples'
-    excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
-    from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
-    from training.evaluation.report import save_examples
-    out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(rows)
-    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}
-    write_csv(rows, paths["csv"])
-    write_text_atomic(paths["summary"], summary_markdown(summary, systems, gap_ms, header))
-    plot_metrics(summary, systems, gap_ms, paths["plot"])
-    plot_examples(examples, cfg, out / "plots")
-    paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
-    return paths

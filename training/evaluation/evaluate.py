@@ -23,6 +23,7 @@ from tqdm import tqdm
 from models.classical import SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono
 from processors.core.errors import UserError
+from processors.core.registry import Registry
 from processors.gaps import splice
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.lpc import lpc_fill
@@ -30,14 +31,15 @@ from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
 from processors.metrics import excerpt_bounds
 from processors.similarity_fill import similarity_wave_fill
-from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
+from models.vocoder_nets import VOCODERS, build_vocoder
+from processors.vocoders import with_vocoder
 from training.evaluation.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
 # (gapped (N,), gap (start, end), clean (N,)) -> filled (N,); ``clean`` is for the oracle only.
 FillFn = Callable[[np.ndarray, tuple[int, int], np.ndarray], np.ndarray]
-BASELINES: dict[str, Callable] = {}   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
+BASELINES = Registry("baseline")   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
 
 # LPC: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of
 # context gave the lowest LSD; orders of 16-64 were 2-4 dB worse.
@@ -71,11 +73,7 @@ class Example:
     scores: dict = field(default_factory=dict)  # system name -> its row of metrics for this gap
 
 
-def baseline(name: str):
-    def wrap(fn):
-        BASELINES[name] = fn
-        return fn
-    return wrap
+baseline = BASELINES.register
 
 
 def mel_system(model, cfg, mel_fn, vocoder) -> FillFn:

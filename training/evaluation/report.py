@@ -3,7 +3,7 @@
 Two steps, so a page can be rebuilt from an evaluation's folder alone
 (``scripts/report.py results/<name>``):
 
-1. :func:`save_examples` (every ``scripts/evaluate.py`` run): each kept example's
+1. :func:`save_examples` (every ``scripts/evaluate.py`` run, through :func:`write_report`): each kept example's
    excerpts (original, gapped input, every system's fill; ``EXAMPLE_CONTEXT_S``
    each side of the gap) as 16-bit wavs under ``report/audio/``, and
    ``report/examples.json`` with the gap, the audio settings and every clip's scores.
@@ -26,7 +26,9 @@ import torch
 from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
 from processors.core.errors import UserError
-from training.evaluation.eval_report import METRICS
+from training.evaluation.eval_report import (METRICS, plot_examples, plot_metrics, summarise, summary_markdown,
+                                             write_csv)
+from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
 from training.evaluation.report_html import SPEC_PX, page_html
 
 MANIFEST = "report/examples.json"
@@ -87,6 +89,21 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
     path = folder / "examples.json"
     write_text_atomic(path, json.dumps(manifest, indent=1, ensure_ascii=False))
     return path
+
+
+def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
+                 cfg, header: list[str]) -> dict[str, Path]:
+    """metrics.csv, summary.md, plots/metrics_vs_gap.png, plots/example_*.png and the examples'
+    excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(rows)
+    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "plot": out / "plots" / "metrics_vs_gap.png"}
+    write_csv(rows, paths["csv"])
+    write_text_atomic(paths["summary"], summary_markdown(summary, systems, gap_ms, header))
+    plot_metrics(summary, systems, gap_ms, paths["plot"])
+    plot_examples(examples, cfg, out / "plots")
+    paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
+    return paths
 
 
 def load_manifest(out: Path) -> dict:

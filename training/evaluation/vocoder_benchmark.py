@@ -23,7 +23,8 @@ from processors.audio_io import load_mono
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.metrics import centre_frames, log_spectral_distance, pesq_wb
-from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft, with_vocoder
+from models.vocoder_nets import build_vocoder
+from processors.vocoders import PHASE_INITS, ContextGriffinLim, stft, with_vocoder
 
 REFERENCE = "librosa mel_to_audio"
 
