@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from processors.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import load_mono
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import MelSpectrogram
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from datasets.masks import sample_mask
 from datasets.mel_cache import MelCache, analyse_file, analyse_many
 from datasets.sources import list_files, split_for
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import MelSpectrogram
 
 log = logging.getLogger(__name__)

@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Callable
 
 from processors.audio_io import AUDIO_EXTENSIONS
-from processors.errors import UserError
+from processors.core.errors import UserError
+from processors.core.registry import Registry
 
 log = logging.getLogger(__name__)
-SOURCES: dict[str, Callable[[Path], list[Path]]] = {}
+SOURCES = Registry("dataset")   # name -> fn(root) -> list of audio files
 
 
-def source(name: str):
-    def wrap(fn):
-        SOURCES[name] = fn
-        return fn
-    return wrap
+source = SOURCES.register
 
 
 def _require_dir(root: Path) -> None:

@@ -1,3 +1,6 @@
-"""Inpainters. Importing this package registers every model in ``MODELS``."""
-from models.registry import MODELS, build_model, register  # noqa: F401
-from models import unet, fc, mae, pix2pix  # noqa: F401  (registration side effect)
+"""Inpainters, the learned vocoders' nets and the reassigned phase corrector.
+
+Importing this package registers every model in ``MODELS`` (through models.build).
+"""
+from models.build import build_model, load_inpainter  # noqa: F401
+from models.registry import MODELS, register  # noqa: F401

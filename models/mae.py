@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import Inpainter, register
-from processors.errors import UserError
+from processors.core.checkpoint_io import config_changes, load_checkpoint, weights_mismatch
+from processors.core.errors import UserError
 
 MASK_MODES = ("gap", "random_patches")
 
@@ -240,7 +241,6 @@ class MAEInpainter(Inpainter):
         path = self.params.init_from
         if not path:
             return
-        from training.checkpoint import config_changes, load_checkpoint, weights_mismatch
         key = "model.params.init_from"
         try:
             state = load_checkpoint(path)

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.checkpoint_io import load_checkpoint
+from processors.core.config import from_dict
+from processors.core.errors import UserError
 from processors.reassigned import signal_length
 from processors.reassigned_features import N_FEATURES, correction_inputs
 from processors.reassigned_gl import reassigned_griffin_lim, unit_windows
@@ -60,7 +62,6 @@ class PhaseCorrector(nn.Module):
 
 
 def validate_net_params(params: dict, where: str) -> dict:
-    from training.config import from_dict
     p = from_dict(CorrectorParams, params, where)
     if not p.dilations or not all(isinstance(d, int) and d >= 1 for d in p.dilations):
         raise UserError(f"{where}.dilations: need integers >= 1, got {p.dilations!r}")
@@ -111,7 +112,6 @@ _NETS: dict[str, tuple[PhaseCorrector, dict]] = {}
 def load_corrector(path: str, rc) -> tuple[PhaseCorrector, dict]:
     """The trained net and the ``reassigned`` section it was trained with (UserError when the file
     is missing, not such a net, or trained for other analysis settings)."""
-    from training.checkpoint import load_checkpoint
     if not path:
         raise UserError("reassigned.checkpoint: the 'learned' inversion needs a trained net; train one with "
                         "python scripts/train_reassigned.py --config configs/reassigned_ljspeech.yaml")

@@ -1,22 +1,20 @@
-"""One contract for every inpainter, and a registry to build them by name."""
+"""One contract for every inpainter, and the registry of them by name (built by models.build)."""
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.errors import UserError
+from processors.core.registry import Registry
 
-MODELS: dict[str, tuple[type, type]] = {}   # name -> (model class, params dataclass)
+MODELS = Registry("model")   # name -> (model class, params dataclass)
 
 
 def register(name: str, params_cls: type):
     """Class decorator: ``@register("unet", UNetParams)``."""
     def wrap(cls):
-        MODELS[name] = (cls, params_cls)
         cls.registry_name = name
-        return cls
+        return MODELS.add(name, (cls, params_cls))[0]
     return wrap
 
 
@@ -74,23 +72,3 @@ class Inpainter(nn.Module):
     def aux_losses(self, masked, target, mask, pred) -> dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         """``{group: (loss, terms to log)}`` for every group but ``"model"``; ``pred`` is detached."""
         return {}
-
-
-def _ensure_registered() -> None:
-    import models  # noqa: F401  registers the built-in models
-
-
-def validate_model_config(name: str, params: dict, where: str) -> dict:
-    """Check ``model.params`` against the model's dataclass; returns them with defaults filled."""
-    from training.config import from_dict
-    _ensure_registered()
-    if name not in MODELS:
-        raise UserError(f"{where}.name: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
-    return dataclasses.asdict(from_dict(MODELS[name][1], params, f"{where}.params"))
-
-
-def build_model(cfg) -> Inpainter:
-    """The inpainter named by ``cfg.model.name`` with its params, for ``cfg``'s audio and crop sizes."""
-    _ensure_registered()
-    cls, params_cls = MODELS[cfg.model.name]
-    return cls(params_cls(**cfg.model.params), n_mels=cfg.audio.n_mels, n_frames=cfg.data.crop_frames)

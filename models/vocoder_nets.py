@@ -9,29 +9,29 @@
   ``x`` and ``z`` the consistency projection (istft -> stft) of ``y``.
 
 Both start as their classical counterpart (last layer zero-initialised), are trained by
-``scripts/train_vocoder.py`` and are used by the vocoders of the same names
-(processors.vocoders) through ``vocoder.checkpoint``.
+``scripts/train_vocoder.py`` and are used by the vocoders of the same names through
+``vocoder.checkpoint``: those are registered here, beside their nets, in the registry of the
+classical ones (processors.vocoders.VOCODERS), so :func:`build_vocoder` builds any of them.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import nn
 
-from processors.errors import UserError
+from processors.core.checkpoint_io import config_changes, load_checkpoint
+from processors.core.config import from_dict
+from processors.core.errors import UserError
+from processors.core.registry import Registry
+from processors.vocoders import LOG_FLOOR, VOCODERS, ContextGriffinLim, vocoder  # noqa: F401  (LOG_FLOOR: nets' floor)
 
-VOCODER_NETS: dict[str, tuple[type, type]] = {}   # vocoder method -> (network class, params dataclass)
-LOG_FLOOR = 1e-5                                    # magnitudes are compared as log(m + LOG_FLOOR)
+VOCODER_NETS = Registry("vocoder net")   # vocoder method -> (network class, params dataclass)
 
 
-def vocoder_net(name: str, params_cls: type) -> Callable[[type], type]:
-    def wrap(cls):
-        VOCODER_NETS[name] = (cls, params_cls)
-        return cls
-    return wrap
+def vocoder_net(name: str, params_cls: type):
+    """Class decorator: ``@vocoder_net("degli", DeGLIParams)``."""
+    return lambda cls: VOCODER_NETS.add(name, (cls, params_cls))[0]
 
 
 @dataclass
@@ -108,7 +108,6 @@ def build_vocoder_net(method: str, params: dict, audio) -> nn.Module:
 
 def validate_vocoder_params(method: str, params: dict, where: str) -> dict:
     """``vocoder.params`` checked against the net's dataclass (empty for the classical vocoders)."""
-    from training.config import from_dict
     if method not in VOCODER_NETS:
         if params:
             raise UserError(f"{where}: vocoder {method!r} has no params (only {', '.join(sorted(VOCODER_NETS))} do)")
@@ -123,7 +122,6 @@ def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
     UserError when the file is missing or unreadable, holds another method's net, or was
     trained for other audio settings (its Mels would not be this model's Mels).
     """
-    from training.checkpoint import config_changes, load_checkpoint
     if not path:
         raise UserError(f"vocoder.checkpoint: the {method!r} vocoder needs a trained net; train one with "
                         f"python scripts/train_vocoder.py --config configs/{method}_ljspeech.yaml")
@@ -144,7 +142,6 @@ def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
 
 def vocoder_checkpoints(paths: list[str] | None) -> dict[str, str]:
     """``{method: path}`` for ``--vocoder-checkpoint`` files, each routed by the method it was trained for."""
-    from training.checkpoint import load_checkpoint
     out = {}
     for path in paths or []:
         method = load_checkpoint(path)["config"].get("vocoder", {}).get("method")
@@ -153,3 +150,25 @@ def vocoder_checkpoints(paths: list[str] | None) -> dict[str, str]:
                             f"its config's vocoder is {method!r}")
         out[method] = str(path)
     return out
+
+
+# --------------------------------------------------------------------------- the learned vocoders
+
+@vocoder("melspec2spec")
+def _melspec2spec(audio, v) -> nn.Module:
+    """context_griffinlim on the magnitude of a trained :class:`MagnitudeRefiner`."""
+    refiner, trained = load_vocoder_net("melspec2spec", v.checkpoint, audio)
+    # the net corrects the inverse it was trained on, whatever vocoder.mel_inverse says
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, trained["mel_inverse"], refiner=refiner)
+
+
+@vocoder("degli")
+def _degli(audio, v) -> nn.Module:
+    """context_griffinlim whose iterations are Deep Griffin-Lim's (a trained denoiser in each)."""
+    return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse,
+                             denoiser=load_vocoder_net("degli", v.checkpoint, audio)[0])
+
+
+def build_vocoder(cfg) -> nn.Module:
+    """The vocoder ``cfg.vocoder.method`` names (classical or learned), built for ``cfg.audio``."""
+    return VOCODERS.lookup(cfg.vocoder.method, "vocoder.method")(cfg.audio, cfg.vocoder)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from processors.atomic import atomic_path
-from processors.errors import UserError
+from processors.core.atomic import atomic_path
+from processors.core.errors import UserError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 LOSSLESS = ("WAV", "WAVEX", "FLAC", "AIFF", "W64", "RF64", "CAF")   # soundfile formats that keep every sample

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 
 def find_silent_gaps(samples: np.ndarray, min_len: int) -> list[tuple[int, int]]:

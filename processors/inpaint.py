@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from processors.audio_io import resample, to_mono
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
 from processors.similarity_fill import song_guide, song_search
 

@@ -1,18 +1,19 @@
-"""Log-Mel features, Mel -> linear magnitude inversion, and plain Griffin-Lim.
+"""Log-Mel features and Mel -> linear magnitude inversion (the vocoders: processors.vocoders).
 
 Normalised log-Mel: ``(20 log10(max(mel, 10^(min_db/20))) - min_db) / (max_db - min_db)``,
 so 0 is the floor (silence) and about 1 the loudest frames. Mel magnitudes are
-amplitude (power 1), the convention Griffin-Lim is given below.
+amplitude (power 1), the convention the vocoders' Griffin-Lim is given.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 import torchaudio.functional as AF
 import torchaudio.transforms as T
 from torch import nn
+
+from processors.core.registry import Registry
 
 
 def _norm(audio) -> str | None:
@@ -52,14 +53,8 @@ def normalised_to_amplitude(norm: torch.Tensor, min_db: float, max_db: float) ->
 
 # NNLS steps: on an LJSpeech clip 50 come within 0.13 dB (magnitude LSD) of 1000 steps, 100 within 0.02 dB
 NNLS_ITERS = 100
-MEL_INVERSES: dict[str, Callable] = {}   # name -> fn(inverse: MelInverse, mel amplitude) -> linear magnitude
-
-
-def mel_inverse(name: str):
-    def wrap(fn):
-        MEL_INVERSES[name] = fn
-        return fn
-    return wrap
+MEL_INVERSES = Registry("Mel inverse")   # name -> fn(inverse: MelInverse, mel amplitude) -> linear magnitude
+mel_inverse = MEL_INVERSES.register
 
 
 @mel_inverse("lstsq")
@@ -119,38 +114,3 @@ class MelInverse(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return MEL_INVERSES[self.method](self, mel).clamp(min=0.0)
-
-
-# --------------------------------------------------------------------------- plain Griffin-Lim
-
-class MelToWave(nn.Module):
-    """The 'griffinlim' vocoder: normalised log-Mel (n_mels, T) -> waveform ((T - 1) * hop,).
-
-    Mel -> linear magnitude (:class:`MelInverse`), then torchaudio ``GriffinLim`` with
-    momentum (fast Griffin-Lim) from a seeded random phase over the whole input. The
-    vocoder interface also passes the window's waveform and its hole; plain
-    Griffin-Lim ignores them (``context_griffinlim`` in processors.vocoders uses them).
-    """
-
-    joins_context = False       # its fill ignores the context: inpainting fades it in and out
-
-    def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq"):
-        super().__init__()
-        self.audio = audio
-        self.inverse_mel = MelInverse(audio, mel_inverse)
-        self.griffin_lim = T.GriffinLim(
-            n_fft=audio.n_fft, n_iter=n_iter, win_length=audio.win_length,
-            hop_length=audio.hop_length, window_fn=torch.hann_window, power=1.0,
-            momentum=momentum, rand_init=True)
-
-    def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
-        """(..., n_mels, frames) -> linear magnitude (..., n_fft/2+1, frames), >= 0."""
-        return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
-
-    def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
-                hole: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
-        # GriffinLim draws its initial phase from the global RNG: fork it so
-        # vocoding is repeatable and does not disturb training's random stream.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.griffin_lim(self.linear_magnitude(norm_mel))

@@ -14,7 +14,7 @@ the STFT phase phi, taken with each frame's phase referred to the frame's first 
 
 Bins whose power is below ``ref_power`` (or zero) have no reassignment: NaN, or with
 ``fill_nan`` their bin's centre frequency and frame time (as librosa does). Settings live in
-the config's ``reassigned`` section (training.config.ReassignedConfig); defaults are the
+the config's ``reassigned`` section (processors.core.config.ReassignedConfig); defaults are the
 published ones: 16 kHz, n_fft 80, hop 20, Hamming window, ``center=False``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 
 class Reassigned(NamedTuple):
@@ -244,7 +244,7 @@ def istft(spec: np.ndarray, rc, length: int | None = None) -> np.ndarray:
 def save_reassigned(path, r: Reassigned, rc, offset: int = 0, length: int | None = None) -> None:
     """Write ``r`` as .npz, atomically: freqs, times, mags, sample_rate, and where the audio lies in
     the analysed signal (``offset`` samples of padding before it, ``length`` samples long)."""
-    from processors.atomic import atomic_path
+    from processors.core.atomic import atomic_path
     length = signal_length(r.mags.shape[1], rc) - offset if length is None else length
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -23,20 +23,17 @@ from typing import Callable
 
 import numpy as np
 
-from processors.errors import UserError
+from processors.core.errors import UserError
+from processors.core.registry import Registry
 from processors.pghi import magnitude_gradients, pghi
 from processors.reassigned import (Reassigned, analysis_window, check_reassigned, phase_gradients,
                                    reassigned_spectrogram)
 from processors.reassigned_gl import fix_sign_flips, griffin_lim, reassigned_griffin_lim
 
-INVERSIONS: dict[str, Callable] = {}
+INVERSIONS = Registry("inversion")   # name -> fn(reassigned, rc, seed) -> wave
 
 
-def inversion(name: str):
-    def wrap(fn):
-        INVERSIONS[name] = fn
-        return fn
-    return wrap
+inversion = INVERSIONS.register
 
 
 def phase_derivatives(r: Reassigned, rc, from_reassignment: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -90,9 +87,7 @@ def _griffinlim(r: Reassigned, rc, seed: int = 0) -> np.ndarray:
 def invert(r, rc, seed: int = 0) -> np.ndarray:
     """The wave rebuilt from reassigned spectrogram ``r`` by ``rc.method`` (UserError for an
     unknown method or a spectrogram the settings do not fit)."""
-    if rc.method not in INVERSIONS:
-        raise UserError(f"reassigned.method: unknown inversion {rc.method!r} (known: {', '.join(sorted(INVERSIONS))})")
-    return INVERSIONS[rc.method](check_reassigned(r, rc), rc, seed)
+    return INVERSIONS.lookup(rc.method, "reassigned.method")(check_reassigned(r, rc), rc, seed)
 
 
 def edge_padding(n_samples: int, rc) -> tuple[int, int]:

@@ -13,39 +13,25 @@ A vocoder whose ``joins_context`` is True continues the context sample for sampl
 the hole's edges, so inpainting splices its fill without a fade (``inference.crossfade_ms``
 is for the others: a fade from the silent gap hides their seam and dims the fill's edges).
 
-``vocoder.method`` in the config picks one of :data:`VOCODERS`; ``build_vocoder(cfg)``
-builds it.
+``vocoder.method`` in the config picks one of :data:`VOCODERS`: the classical ones are
+registered here, the learned ones ('melspec2spec', 'degli') where their nets are defined,
+models.vocoder_nets, whose ``build_vocoder(cfg)`` builds any of them.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
-
 import torch
+import torchaudio.transforms as T
 from torch import nn
 
-from processors.errors import UserError
-from processors.mel import MelInverse, MelToWave, normalised_to_amplitude
+from processors.core.registry import Registry
+from processors.mel import MelInverse, normalised_to_amplitude
 
-VOCODERS: dict[str, Callable] = {}   # name -> builder(audio config, vocoder config) -> nn.Module
+VOCODERS = Registry("vocoder")   # name -> builder(audio config, vocoder config) -> nn.Module
+vocoder = VOCODERS.register
 PHASE_INITS = ("random", "copy", "advance")
-
-
-def vocoder(name: str):
-    """Register ``builder(audio, vocoder_cfg) -> nn.Module`` under ``name``."""
-    def wrap(fn):
-        VOCODERS[name] = fn
-        return fn
-    return wrap
-
-
-def build_vocoder(cfg) -> nn.Module:
-    """The vocoder ``cfg.vocoder.method`` names, built for ``cfg.audio``."""
-    method = cfg.vocoder.method
-    if method not in VOCODERS:
-        raise UserError(f"vocoder.method: unknown vocoder {method!r} (known: {', '.join(sorted(VOCODERS))})")
-    return VOCODERS[method](cfg.audio, cfg.vocoder)
+LOG_FLOOR = 1e-5   # the learned nets see magnitudes as log(m + LOG_FLOOR)
 
 
 def with_vocoder(cfg, method: str, nets: dict[str, str] | None = None):
@@ -65,21 +51,39 @@ def _context_griffinlim(audio, v) -> nn.Module:
     return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse)
 
 
-@vocoder("melspec2spec")
-def _melspec2spec(audio, v) -> nn.Module:
-    """context_griffinlim on the magnitude of a trained :class:`models.vocoder_nets.MagnitudeRefiner`."""
-    from models.vocoder_nets import load_vocoder_net
-    refiner, trained = load_vocoder_net("melspec2spec", v.checkpoint, audio)
-    # the net corrects the inverse it was trained on, whatever vocoder.mel_inverse says
-    return ContextGriffinLim(audio, v.n_iter, v.momentum, trained["mel_inverse"], refiner=refiner)
+# --------------------------------------------------------------------------- plain Griffin-Lim
 
+class MelToWave(nn.Module):
+    """The 'griffinlim' vocoder: normalised log-Mel (n_mels, T) -> waveform ((T - 1) * hop,).
 
-@vocoder("degli")
-def _degli(audio, v) -> nn.Module:
-    """context_griffinlim whose iterations are Deep Griffin-Lim's (a trained denoiser in each)."""
-    from models.vocoder_nets import load_vocoder_net
-    return ContextGriffinLim(audio, v.n_iter, v.momentum, v.mel_inverse,
-                             denoiser=load_vocoder_net("degli", v.checkpoint, audio)[0])
+    Mel -> linear magnitude (:class:`MelInverse`), then torchaudio ``GriffinLim`` with
+    momentum (fast Griffin-Lim) from a seeded random phase over the whole input. The
+    vocoder interface also passes the window's waveform and its hole; plain
+    Griffin-Lim ignores them (``context_griffinlim`` below uses them).
+    """
+
+    joins_context = False       # its fill ignores the context: inpainting fades it in and out
+
+    def __init__(self, audio, n_iter: int = 32, momentum: float = 0.99, mel_inverse: str = "lstsq"):
+        super().__init__()
+        self.audio = audio
+        self.inverse_mel = MelInverse(audio, mel_inverse)
+        self.griffin_lim = T.GriffinLim(
+            n_fft=audio.n_fft, n_iter=n_iter, win_length=audio.win_length,
+            hop_length=audio.hop_length, window_fn=torch.hann_window, power=1.0,
+            momentum=momentum, rand_init=True)
+
+    def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
+        """(..., n_mels, frames) -> linear magnitude (..., n_fft/2+1, frames), >= 0."""
+        return self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
+
+    def forward(self, norm_mel: torch.Tensor, context: torch.Tensor | None = None,
+                hole: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        # GriffinLim draws its initial phase from the global RNG: fork it so
+        # vocoding is repeatable and does not disturb training's random stream.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.griffin_lim(self.linear_magnitude(norm_mel))
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -219,7 +223,6 @@ class ContextGriffinLim(nn.Module):
         magnitude = self.inverse_mel(normalised_to_amplitude(norm_mel, self.audio.min_db, self.audio.max_db))
         if self.refiner is None:
             return magnitude
-        from models.vocoder_nets import LOG_FLOOR
         return (torch.exp(self.refiner(norm_mel[None], magnitude[None])[0]) - LOG_FLOOR).clamp(min=0.0)
 
     @torch.no_grad()

@@ -11,7 +11,7 @@ import _path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # idle OpenMP threads must not spin on a shared CPU
 
-from training.cli import parser, run  # noqa: E402
+from processors.core.cli import parser, run  # noqa: E402
 
 DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 DEFAULT_DATA = _path.ROOT.parent / "shared" / "data" / "LJSpeech-mini"
@@ -21,9 +21,9 @@ def main(args) -> int:
     import platform
     from pathlib import Path
 
-    from processors.errors import UserError
-    from training.benchmark import format_table, run_benchmark
-    from training.config import load_config
+    from processors.core.errors import UserError
+    from training.evaluation.benchmark import format_table, run_benchmark
+    from training.configure import load_config
 
     if not Path(args.data).is_dir():
         print(f"skipped: no clips at {args.data} (the benchmark needs real recordings; give --data)")

@@ -4,7 +4,7 @@
         [--methods pghi_reassigned:60 pghi_reassigned:0 ...] [--checkpoint checkpoints/reassigned_ljspeech/best.pt]
 
 Prints, for each method, SNR, segmental SNR, spectral convergence, LSD, PESQ-WB and the time per
-second of audio (see training/reassigned_benchmark.py), on the config's training files and on its
+second of audio (see training/evaluation/reassigned_benchmark.py), on the config's training files and on its
 held-out (test) files. With --checkpoint the learned inverse is a row too.
 """
 import os
@@ -14,7 +14,7 @@ import _path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")     # see scripts/benchmark_vocoder.py
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from training.cli import parser, run  # noqa: E402
+from processors.core.cli import parser, run  # noqa: E402
 
 DEFAULT_CONFIG = "configs/reassigned_ljspeech.yaml"
 DEFAULT_METHODS = ["pghi_reassigned:60", "pghi_reassigned:25", "pghi_reassigned:0", "pghi_reassigned_gl:100",
@@ -30,10 +30,10 @@ def main(args) -> int:
 
     import models.reassigned_net  # noqa: F401  (registers the 'learned' inversion)
     from datasets.mel_dataset import build_splits
-    from processors.errors import UserError
+    from processors.core.errors import UserError
     from processors.reassigned_inverse import INVERSIONS
-    from training.config import load_config
-    from training.reassigned_benchmark import benchmark_reassigned, markdown, parse_methods
+    from training.configure import load_config
+    from training.evaluation.reassigned_benchmark import benchmark_reassigned, markdown, parse_methods
 
     torch.set_num_threads(1)
     cfg = load_config(args.config, args.set)

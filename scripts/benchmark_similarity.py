@@ -6,7 +6,7 @@ every channel), as medians over seeded gaps of each length. Wall clock, on the C
 """
 import _path
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 DEFAULT_CONFIG = "configs/unet_music_sim.yaml"
 
@@ -14,8 +14,8 @@ DEFAULT_CONFIG = "configs/unet_music_sim.yaml"
 def main(args) -> int:
     import torch
 
-    from training.config import load_config
-    from training.similarity_benchmark import benchmark_similarity
+    from training.configure import load_config
+    from training.evaluation.similarity_benchmark import benchmark_similarity
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config or _path.ROOT / DEFAULT_CONFIG)

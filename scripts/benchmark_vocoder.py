@@ -12,7 +12,7 @@ import _path
 # cores the other thread needs, and small FFTs took ~100x longer with 2 threads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from training.cli import parser, run  # noqa: E402
+from processors.core.cli import parser, run  # noqa: E402
 
 DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 DEFAULT_DATA = _path.ROOT.parent / "shared" / "data" / "LJSpeech-mini"
@@ -25,11 +25,11 @@ def main(args) -> int:
     import torch
 
     from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
-    from processors.errors import UserError
-    from processors.vocoders import VOCODERS
-    from training.config import load_config
-    from training.evaluation import evaluation_files
-    from training.vocoder_benchmark import benchmark_vocoders
+    from processors.core.errors import UserError
+    from models.vocoder_nets import VOCODERS
+    from training.configure import load_config
+    from training.evaluation.evaluate import evaluation_files
+    from training.evaluation.vocoder_benchmark import benchmark_vocoders
 
     data = Path(args.data)
     if not data.is_dir():
@@ -59,7 +59,7 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    from processors.vocoders import VOCODERS
+    from models.vocoder_nets import VOCODERS
     from processors.mel import MEL_INVERSES
     p = parser(__doc__)
     p.add_argument("--config", default=str(_path.ROOT / DEFAULT_CONFIG), help=f"audio settings (default {DEFAULT_CONFIG})")

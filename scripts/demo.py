@@ -2,7 +2,7 @@
 on a corpus it makes itself and fill a gap in an unseen clip."""
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 
 def main(args) -> int:
@@ -10,8 +10,8 @@ def main(args) -> int:
     import time
     from pathlib import Path
 
-    from training.config import load_config
-    from training.demo import shipped_demo, training_demo
+    from training.configure import load_config
+    from training.evaluation.demo import shipped_demo, training_demo
 
     start, out = time.time(), Path(args.out)
     cfg = load_config(args.config, args.set)      # a bad config fails now, not after the first part

@@ -1,7 +1,7 @@
 """Score gap fillers on real clips: python scripts/evaluate.py --checkpoint checkpoints/<run>/best.pt --data <folder> --gap-ms 50 100 200 --out results/<name>"""
 import _path
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 
@@ -9,13 +9,13 @@ DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 def main(args) -> int:
     from pathlib import Path
 
-    from processors.errors import UserError
-    from training.checkpoint import load_inpainter
-    from training.config import load_config
-    from training.eval_report import write_report
-    from training.evaluation import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
+    from processors.core.errors import UserError
+    from models.build import load_inpainter
+    from training.configure import load_config
+    from training.evaluation.report import write_report
+    from training.evaluation.evaluate import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
     from processors.excerpt_metrics import excerpt_seconds
-    from training.scoring import with_eval
+    from training.evaluation.scoring import with_eval
 
     if args.gaps_per_file < 1:
         raise UserError(f"--gaps-per-file must be >= 1, got {args.gaps_per_file}")
@@ -50,15 +50,15 @@ def main(args) -> int:
     print(paths["summary"].read_text())
     print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
     if args.report:
-        from training.report import build_report
+        from training.evaluation.report import build_report
         print(f"listening report -> {build_report(Path(args.out))}")
     return 0
 
 
 if __name__ == "__main__":
     from processors.excerpt_metrics import DOMAIN_METRICS
-    from processors.vocoders import VOCODERS
-    from training.evaluation import BASELINES
+    from models.vocoder_nets import VOCODERS
+    from training.evaluation.evaluate import BASELINES
     p = parser(__doc__)
     p.add_argument("--checkpoint", action="append",
                    help="checkpoints/<run>/best.pt, or a shipped model: speech, music (repeatable)")

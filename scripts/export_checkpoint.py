@@ -2,15 +2,17 @@
 python scripts/export_checkpoint.py --checkpoint checkpoints/<run>/best.pt --output model.pt"""
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 
 def main(args) -> int:
     from pathlib import Path
 
-    from processors.errors import UserError
-    from training.checkpoint import inference_state, load_checkpoint, load_inpainter, save_checkpoint
-    from training.config import apply_overrides, build_config
+    from processors.core.errors import UserError
+    from processors.core.checkpoint_io import inference_state, load_checkpoint, save_checkpoint
+    from models.build import load_inpainter
+    from processors.core.config import apply_overrides
+    from training.configure import build_config
     src, dst = Path(args.checkpoint), Path(args.output)
     if dst.exists() and not args.force:
         raise UserError(f"--output {dst} exists; choose another path or add --force to replace it")

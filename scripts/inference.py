@@ -2,14 +2,14 @@
 (the shipped speech model; --checkpoint music for songs, or checkpoints/<run>/best.pt)"""
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 
 def main(args) -> int:
     import logging
     from pathlib import Path
 
-    from processors.errors import UserError
+    from processors.core.errors import UserError
     src, dst = Path(args.input), Path(args.output)
     if dst.resolve() == src.resolve():
         raise UserError(f"--output {dst} is the input file; choose another path (the input is never overwritten)")
@@ -26,8 +26,8 @@ def main(args) -> int:
     from processors.gaps import extend_over_near_silence, find_silent_gaps, parse_gaps
     from processors.inpaint import inpaint_audio
     from processors.mel import MelSpectrogram
-    from processors.vocoders import build_vocoder
-    from training.checkpoint import load_inpainter
+    from models.vocoder_nets import build_vocoder
+    from models.build import load_inpainter
 
     samples, sr = read_audio(src)
     broken = ~np.isfinite(samples).all(axis=1)

@@ -12,7 +12,7 @@ mags and sample_rate (as --spectrogram writes them) and is rebuilt at the analys
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 METHOD_HELP = ("pghi_reassigned (default: PGHI from the reassigned derivatives + reassigned Griffin-Lim), "
                "pghi_reassigned_gl, pghi_magnitude, griffinlim, learned (needs --checkpoint)")
@@ -26,10 +26,10 @@ def main(args) -> int:
 
     import models.reassigned_net  # noqa: F401  (registers the 'learned' inversion)
     from processors.audio_io import AUDIO_EXTENSIONS, read_audio, write_audio
-    from processors.errors import UserError
+    from processors.core.errors import UserError
     from processors.reassigned import load_reassigned, save_reassigned
     from processors.reassigned_inverse import INVERSIONS, analyse, invert, rebuild_audio
-    from training.config import build_config, load_config
+    from training.configure import build_config, load_config
 
     src, dst = Path(args.input), Path(args.output)
     for path, flag in ((dst, "--output"), (Path(args.spectrogram) if args.spectrogram else None, "--spectrogram")):

@@ -7,14 +7,14 @@ reads the Mels instead of decoding audio.
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 
 def main(args) -> int:
     from datasets.mel_cache import MelCache, fill_cache
     from datasets.sources import list_files
-    from processors.errors import UserError
-    from training.config import load_config
+    from processors.core.errors import UserError
+    from training.configure import load_config
 
     cfg = load_config(args.config, args.set)
     d = cfg.data

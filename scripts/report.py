@@ -1,13 +1,13 @@
 """Rebuild the listening report of an evaluation: python scripts/report.py results/<name> -> results/<name>/report.html"""
 import _path  # noqa: F401
 
-from training.cli import parser, run
+from processors.core.cli import parser, run
 
 
 def main(args) -> int:
     from pathlib import Path
 
-    from training.report import build_report
+    from training.evaluation.report import build_report
 
     page = build_report(Path(args.results), args.title)
     print(f"listening report -> {page} (open it in a browser; the folder {page.parent} is self-contained)")

@@ -4,15 +4,16 @@ On N GPUs (or N CPU processes): torchrun --nproc_per_node N scripts/train.py --c
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run, summary_line
+from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
     import copy
 
-    from processors.errors import UserError
-    from training.checkpoint import CheckpointMismatch, config_changes, load_checkpoint
-    from training.config import apply_overrides, build_config, load_config
+    from processors.core.errors import UserError
+    from processors.core.checkpoint_io import CheckpointMismatch, config_changes, load_checkpoint
+    from processors.core.config import apply_overrides
+    from training.configure import build_config, load_config
     from training.trainer import Trainer
 
     resume = None

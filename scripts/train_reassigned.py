@@ -5,11 +5,11 @@ scripts/benchmark_reassigned.py --checkpoint checkpoints/<run>/best.pt.
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run, summary_line
+from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
-    from training.config import load_config
+    from training.configure import load_config
     from training.reassigned_training import train_reassigned_net
 
     print(summary_line(train_reassigned_net(load_config(args.config, args.set))))

@@ -5,11 +5,11 @@ Then use it: --vocoder melspec2spec --vocoder-checkpoint checkpoints/melspec2spe
 """
 import _path  # noqa: F401
 
-from training.cli import parser, run, summary_line
+from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
-    from training.config import load_config
+    from training.configure import load_config
     from training.vocoder_training import train_vocoder_net
 
     summary = train_vocoder_net(load_config(args.config, args.set))

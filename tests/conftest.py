@@ -17,8 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import Config, load_config, save_config
+from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
+from processors.core.config import Config, save_config
+from training.configure import load_config
 from training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from conftest import make_tiny_cfg
-from processors.errors import UserError
+from processors.core.errors import UserError
 from training.trainer import Trainer
 from test_train import read_losses
 

@@ -6,7 +6,7 @@ import numpy as np
 from conftest import run_script
 from datasets.mel_dataset import compute_mels
 from datasets.sources import list_files
-from training.benchmark import DecodedCrops, data_rate, format_table, infer_time
+from training.evaluation.benchmark import DecodedCrops, data_rate, format_table, infer_time
 
 
 def test_decoded_items_are_crops_of_the_files_mel(tiny_cfg):

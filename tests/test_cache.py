@@ -12,7 +12,7 @@ from conftest import make_tiny_cfg, run_script, write_clip
 from datasets.mel_cache import MelCache, cache_key, fill_cache
 from datasets.mel_dataset import MaskedMelCrops, build_splits, compute_mels
 from datasets.sources import list_files
-from training.config import AudioConfig
+from processors.core.config import AudioConfig
 from training.trainer import Trainer
 
 

@@ -7,9 +7,11 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from processors.errors import UserError
-from training.config import Config, apply_overrides, build_config, from_dict, load_config, save_config
-from training.config_checks import validate
+from processors.core.errors import UserError
+from processors.core.config import Config, apply_overrides, from_dict, save_config
+from processors.core.config_checks import validate
+from models.build import check_components
+from training.configure import build_config, load_config
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
@@ -158,15 +160,16 @@ def test_a_value_outside_its_fields_choices_is_one_line_naming_key_and_choices(k
     assert str(err.value) == f"{ROOT / 'configs' / 'unet_ljspeech.yaml'}: {key}: must be {allowed}, got {value!r}"
 
 
-def test_validate_returns_a_completed_config_and_leaves_its_argument_alone():
+def test_checks_return_a_completed_config_and_leave_their_argument_alone():
     data = base_dict()
     data["model"]["params"] = {"depth": 2}
     raw = from_dict(Config, data)
     before = dataclasses.asdict(raw)
-    cfg = validate(raw)
+    validate(raw)
+    cfg = check_components(raw)
     assert dataclasses.asdict(raw) == before and raw.model.params == {"depth": 2}
     assert cfg.model.params["depth"] == 2 and len(cfg.model.params) > 1      # the model's defaults filled in
-    assert cfg.reassigned.params == validate(cfg).reassigned.params
+    assert cfg.reassigned.params == check_components(cfg).reassigned.params
 
 
 def test_music_configs_say_music():

@@ -19,9 +19,10 @@ import soundfile as sf
 
 from conftest import ROOT, make_tiny_cfg, run_script
 from processors.audio_io import write_audio
-from training.checkpoint import load_checkpoint, save_checkpoint
-from training.config import build_config, save_config
-from training.eval_report import write_csv
+from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
+from processors.core.config import save_config
+from training.configure import build_config
+from training.evaluation.eval_report import write_csv
 from training.loss_log import truncate_log
 from training.trainer import Trainer
 

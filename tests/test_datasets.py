@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import N_CLIPS, write_clip, write_ljspeech
 from datasets.mel_dataset import build_splits, compute_mels
 from datasets.sources import SOURCES, folder_files, list_files, ljspeech_files, split_files
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 
 def test_ljspeech_loader_reads_the_fixture(ljspeech_dir):

@@ -1,4 +1,4 @@
-"""scripts/evaluate.py and training.evaluation on a tiny synthetic folder with a tiny checkpoint."""
+"""scripts/evaluate.py and training.evaluation.evaluate on a tiny synthetic folder with a tiny checkpoint."""
 from __future__ import annotations
 
 import csv
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from conftest import make_tiny_cfg, run_script, write_clip, write_ljspeech
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.gaps import sample_gaps
 from processors.inpaint import locate, window_samples
-from training.eval_report import SUMMARY_DATA, markdown, mean_ci
-from training.evaluation import (BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate,
-                                 evaluation_files, longest_gap_ms, work_span)
-from training.scoring import with_eval
+from training.evaluation.eval_report import SUMMARY_DATA, markdown, mean_ci
+from training.evaluation.evaluate import (BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate,
+                                          evaluation_files, longest_gap_ms, work_span)
+from training.evaluation.scoring import with_eval
 from training.trainer import Trainer
 
 torch.set_num_threads(1)
@@ -136,7 +136,7 @@ def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljsp
     (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
 ])
 def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):
-    from training.config import save_config
+    from processors.core.config import save_config
     config = tmp_path / "tiny.yaml"
     save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
     proc = run_script("evaluate.py", "--config", config, "--data", ljspeech_dir, "--out", tmp_path / "out",

@@ -7,10 +7,11 @@ import torch
 
 from conftest import assert_only_gaps_changed, synth_clip
 from models import build_model
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.gaps import find_silent_gaps, gap_frames, parse_gaps, sample_gaps, splice
 from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
-from processors.mel import MelSpectrogram, MelToWave
+from processors.mel import MelSpectrogram
+from processors.vocoders import MelToWave
 
 
 def test_find_silent_gaps_mono_and_stereo():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_cfg, write_ljspeech
-from training.checkpoint import load_checkpoint
-from training.config import save_config
+from processors.core.checkpoint_io import load_checkpoint
+from processors.core.config import save_config
 from training.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu,

@@ -126,7 +126,7 @@ def test_interpolation_with_nothing_known_returns_input():
 
 
 def test_compressed_loss_weights_loud_bins_over_quiet_ones():
-    from training.config import Config
+    from processors.core.config import Config
     from training.losses import LOSS_BUILDERS
     fn = LOSS_BUILDERS["compressed"](Config(), "cpu")
     target, mask = example()

@@ -7,9 +7,10 @@ import torch
 from conftest import ROOT, make_tiny_cfg
 from models import build_model
 from models.mae import patch_grid, patch_mask_from_bins, patches_to_bins, random_patch_mask
-from processors.errors import UserError
-from training.checkpoint import save_checkpoint
-from training.config import apply_overrides, build_config, load_config
+from processors.core.errors import UserError
+from processors.core.checkpoint_io import save_checkpoint
+from processors.core.config import apply_overrides
+from training.configure import build_config, load_config
 from training.losses import masked_mse
 from training.trainer import Trainer
 

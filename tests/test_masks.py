@@ -8,7 +8,7 @@ import torch
 from datasets.masks import centred_gap, gaps_to_mask, sample_mask, sample_random_gaps
 from datasets.mel_dataset import MaskedMelCrops
 from training.distributed import StepSampler, World
-from training.config import MaskConfig
+from processors.core.config import MaskConfig
 from training.trainer import VAL_SEED_SALT
 
 # (n_frames, max_gaps, min_fraction, max_fraction, margin); the last case sits exactly at

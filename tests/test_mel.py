@@ -11,9 +11,10 @@ import torch
 
 from conftest import synth_clip
 from processors.audio_io import load_mono, read_audio, resample
-from processors.errors import UserError
-from processors.mel import MelSpectrogram, MelToWave, amplitude_to_normalised, normalised_to_amplitude
-from training.config import AudioConfig
+from processors.core.errors import UserError
+from processors.mel import MelSpectrogram, amplitude_to_normalised, normalised_to_amplitude
+from processors.vocoders import MelToWave
+from processors.core.config import AudioConfig
 
 TINY = AudioConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=8000.0)
 LJSPEECH = AudioConfig()                  # the shipped 22,050 Hz / 1024 / 256 / 80-band setting

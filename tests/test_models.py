@@ -7,7 +7,7 @@ import torch
 
 from conftest import ROOT
 from models import MODELS, build_model
-from training.config import build_config, load_config
+from training.configure import build_config, load_config
 from training.losses import masked_mse
 
 SMALL_PARAMS = {

@@ -10,9 +10,9 @@ import soundfile as sf
 from conftest import ROOT, run_script
 from datasets.guided import GuidedMelCrops, build_crops
 from datasets.sources import folder_files, split_files
-from processors.errors import UserError
-from training.checkpoint import load_inpainter
-from training.config import load_config
+from processors.core.errors import UserError
+from models.build import load_inpainter
+from training.configure import load_config
 from training.trainer import Trainer
 
 RATE = 22050

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from models import build_model
-from processors.errors import UserError
-from training.checkpoint import save_checkpoint
-from training.config import apply_overrides, build_config
+from processors.core.errors import UserError
+from processors.core.checkpoint_io import save_checkpoint
+from processors.core.config import apply_overrides
+from training.configure import build_config
 from training.losses import build_losses, build_perceptual
 from training.trainer import Trainer
 

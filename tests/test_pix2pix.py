@@ -8,9 +8,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import make_tiny_cfg, write_ljspeech
-from processors.errors import UserError
-from training.checkpoint import load_checkpoint, load_inpainter
-from training.config import apply_overrides, build_config
+from processors.core.errors import UserError
+from processors.core.checkpoint_io import load_checkpoint
+from models.build import load_inpainter
+from processors.core.config import apply_overrides
+from training.configure import build_config
 from training.trainer import Trainer
 
 PIX2PIX = ["model.name=pix2pix", "model.params={base_channels: 4, depth: 2, disc_channels: 4, disc_layers: 2}",

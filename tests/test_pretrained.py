@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-import training.checkpoint as checkpoint
+import processors.core.checkpoint_io as checkpoint
 from conftest import run_script
 from processors.audio_io import load_mono
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.inpaint import inpaint_audio
 from processors.mel import MelSpectrogram
-from processors.vocoders import build_vocoder
-from training.checkpoint import PRETRAINED_DIR, load_inpainter
-from training.demo import DEMO_CLIP, pick_gap
-from training.evaluation import build_systems
-from training.scoring import score_gap, with_eval
+from models.vocoder_nets import build_vocoder
+from processors.core.checkpoint_io import PRETRAINED_DIR
+from models.build import load_inpainter
+from training.evaluation.demo import DEMO_CLIP, pick_gap
+from training.evaluation.evaluate import build_systems
+from training.evaluation.scoring import score_gap, with_eval
 
 
 @pytest.mark.slow

@@ -9,12 +9,13 @@ import pytest
 import soundfile as sf
 
 from conftest import run_script
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.metrics import rotated_snr_db, segmental_snr_db
 from processors.reassigned import (Reassigned, check_reassigned, n_frames, phase_gradients, reassigned_spectrogram,
                                    save_reassigned, stft, undefined_bins)
 from processors.reassigned_inverse import roundtrip
-from training.config import ReassignedConfig, build_config
+from processors.core.config import ReassignedConfig
+from training.configure import build_config
 
 RC = ReassignedConfig()          # the published settings: 16 kHz, n_fft 80, hop 20, Hamming, center=False
 SR = RC.sample_rate

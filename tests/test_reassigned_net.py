@@ -8,12 +8,12 @@ import pytest
 
 from conftest import make_tiny_cfg, write_ljspeech
 from models.reassigned_net import CorrectorParams, PhaseCorrector, apply_corrector, load_corrector
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.reassigned import istfts, stfts
 from processors.reassigned_features import N_FEATURES, correction_inputs
 from processors.reassigned_gl import Targets, unit_windows
 from processors.reassigned_inverse import analyse, pghi_phase, phase_derivatives, reassigned_iterations, roundtrip
-from training.config import ReassignedConfig
+from processors.core.config import ReassignedConfig
 from training.reassigned_training import train_reassigned_net
 
 RC = ReassignedConfig()

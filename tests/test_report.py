@@ -13,11 +13,11 @@ import torch
 
 from conftest import make_tiny_cfg, run_script, synth_clip, write_ljspeech
 from headless_chromium import check_page, find_chromium
-from processors.errors import UserError
-from training.eval_report import SUMMARY_DATA, markdown
-from training.evaluation import Example
-from training.report import build_report, load_manifest, save_examples
-from training.report_html import SPEC_PX, page_html, summary_html
+from processors.core.errors import UserError
+from training.evaluation.eval_report import SUMMARY_DATA, markdown
+from training.evaluation.evaluate import Example
+from training.evaluation.report import build_report, load_manifest, save_examples
+from training.evaluation.report_html import SPEC_PX, page_html, summary_html
 
 torch.set_num_threads(1)
 SR = 16000
@@ -138,7 +138,7 @@ def test_missing_manifest_is_a_user_error(tmp_path):
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> Path:
     """scripts/evaluate.py --report with three baselines on two tiny clips: its results folder."""
-    from training.config import save_config
+    from processors.core.config import save_config
     tmp = tmp_path_factory.mktemp("report")
     data = write_ljspeech(tmp / "LJSpeech-1.1", n_clips=2)
     save_config(make_tiny_cfg(data, tmp), tmp / "tiny.yaml")
@@ -183,7 +183,7 @@ def test_report_opens_in_headless_chromium(evaluated, tmp_path):
 
 
 def test_demo_report_shows_its_clip_with_the_unet_and_two_baselines(tiny_cfg, tmp_path):
-    from training.demo import listening_report
+    from training.evaluation.demo import listening_report
     sr = tiny_cfg.audio.sample_rate
     original = synth_clip(2.0, sr, seed=2)
     gap = (12_000, 13_600)

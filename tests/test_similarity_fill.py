@@ -10,8 +10,8 @@ from models.classical import SimilarityMelFill, linear_interpolation
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.mel import MelSpectrogram
 from processors.similarity_fill import refine_lag, similarity_wave_fill
-from processors.vocoders import build_vocoder
-from training.config import load_config
+from models.vocoder_nets import build_vocoder
+from training.configure import load_config
 
 RATE = 22050
 

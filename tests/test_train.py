@@ -9,9 +9,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import BASE_CONFIG, make_tiny_cfg, run_script, tiny_overrides, write_ljspeech
-from processors.errors import UserError
-from training.checkpoint import load_checkpoint, load_inpainter, save_checkpoint
-from training.config import apply_overrides, build_config, load_config
+from processors.core.errors import UserError
+from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
+from models.build import load_inpainter
+from processors.core.config import apply_overrides
+from training.configure import build_config, load_config
 from training.trainer import Trainer, lr_lambda
 
 

@@ -10,11 +10,11 @@ import torch
 from conftest import make_tiny_cfg, run_script
 from models.vocoder_nets import (LOG_FLOOR, VOCODER_NETS, DeGLIParams, RefinerParams, build_vocoder_net,
                                  load_vocoder_net, vocoder_checkpoints)
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import MelInverse, normalised_to_amplitude
 from processors.vocoders import context_griffin_lim, stft
 from test_vocoders import TINY, gapped_window, tiny_known, tiny_vocoder
-from training.config import save_config
+from processors.core.config import save_config
 from training.vocoder_training import train_vocoder_net
 
 

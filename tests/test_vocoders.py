@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from conftest import assert_only_gaps_changed, BASE_CONFIG, synth_clip
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.gaps import gap_frames
 from processors.inpaint import inpaint_audio
 from processors.mel import MEL_INVERSES, MelInverse, MelSpectrogram, normalised_to_amplitude
-from processors.vocoders import (PHASE_INITS, VOCODERS, ContextGriffinLim, build_vocoder, context_griffin_lim,
-                                 initial_phase, known_frames, stft, unknown_span)
-from training.config import AudioConfig, Config, VocoderConfig, load_config
+from models.vocoder_nets import VOCODERS, build_vocoder
+from processors.vocoders import (PHASE_INITS, ContextGriffinLim, context_griffin_lim, initial_phase, known_frames, stft,
+                                 unknown_span)
+from processors.core.config import AudioConfig, Config, VocoderConfig
+from training.configure import load_config
 
 TINY = AudioConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=8000.0)
 FRAMES = 48
@@ -262,7 +264,7 @@ def test_build_vocoder_rejects_an_unknown_method():
 
 def test_evaluation_gets_one_row_per_vocoder_for_every_mel_system(tiny_cfg, tmp_path):
     from conftest import write_clip
-    from training.evaluation import build_systems, evaluate
+    from training.evaluation.evaluate import build_systems, evaluate
     methods = ["griffinlim", "context_griffinlim"]
     systems = build_systems([], tiny_cfg, ["zero", "oracle", "linear"], methods)
     assert [s.name for s in systems] == ["zero", "oracle@griffinlim", "linear@griffinlim",
@@ -279,7 +281,7 @@ def test_evaluation_gets_one_row_per_vocoder_for_every_mel_system(tiny_cfg, tmp_
 
 def test_evaluate_script_takes_vocoder_methods(tmp_path, ljspeech_dir):
     from conftest import make_tiny_cfg, run_script
-    from training.config import save_config
+    from processors.core.config import save_config
     config = tmp_path / "tiny.yaml"
     save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
     out = tmp_path / "out"
@@ -298,7 +300,7 @@ def test_evaluate_script_takes_vocoder_methods(tmp_path, ljspeech_dir):
 
 def test_vocoder_benchmark_runs_on_a_tiny_corpus(tiny_cfg, tmp_path, vocoder_nets):
     from conftest import write_clip
-    from training.vocoder_benchmark import REFERENCE, benchmark_vocoders
+    from training.evaluation.vocoder_benchmark import REFERENCE, benchmark_vocoders
     files = [write_clip(tmp_path / "clips" / f"{i}.wav", 1.2, sr=16000, seed=i) for i in range(2)]
     lines = []
     table = benchmark_vocoders(files, 1, tiny_cfg, sorted(VOCODERS), ["pinv"], [2], 50.0, 2, seed=0, log=lines.append,

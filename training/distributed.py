@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processors.atomic import write_text_atomic
+from processors.core.atomic import write_text_atomic
 
 
 def truncate_log(path: Path, step: int) -> None:

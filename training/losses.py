@@ -15,25 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from processors.errors import UserError
+from models.build import load_inpainter
+from processors.core.checkpoint_io import config_changes
+from processors.core.errors import UserError
+from processors.core.registry import Registry
 from processors.mel import normalised_to_amplitude
 
-INPAINT_LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
-LOSS_BUILDERS: dict[str, Callable[..., Callable[..., torch.Tensor]]] = {}   # name -> builder(cfg, device)
+INPAINT_LOSSES = Registry("loss")   # name -> fn(pred, target, mask)
+LOSS_BUILDERS = Registry("loss builder")   # name -> builder(cfg, device)
 
 
-def loss(name: str):
-    def wrap(fn):
-        INPAINT_LOSSES[name] = fn
-        return fn
-    return wrap
+loss = INPAINT_LOSSES.register
 
 
-def loss_builder(name: str):
-    def wrap(builder):
-        LOSS_BUILDERS[name] = builder
-        return builder
-    return wrap
+loss_builder = LOSS_BUILDERS.register
 
 
 def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -95,7 +90,6 @@ def build_perceptual(cfg, device) -> PerceptualLoss:
     Checked now, at start-up: a missing file, another model, other Mel settings or
     layers the encoder lacks are one-line UserErrors naming the key.
     """
-    from training.checkpoint import config_changes, load_inpainter
     p, key = cfg.loss.perceptual, "loss.perceptual.checkpoint"
     if not p.checkpoint:
         raise UserError(f"{key}: the perceptual loss needs an MAE checkpoint "

@@ -25,13 +25,13 @@ import torch
 from datasets.mel_dataset import build_splits
 from models.reassigned_net import (CorrectorParams, PhaseCorrector, analysis_stft, corrected_triple,
                                    synthesise)
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.reassigned import stfts
 from processors.reassigned_features import correction_inputs
 from processors.reassigned_gl import unit_windows
 from processors.reassigned_inverse import analyse, pghi_phase, phase_derivatives, reassigned_iterations
-from training.checkpoint import seed_everything
-from training.config import Config
+from processors.core.checkpoint_io import seed_everything
+from processors.core.config import Config
 from training.vocoder_training import check_run_dirs, fit_net, load_waves
 
 log = logging.getLogger(__name__)

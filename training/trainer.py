@@ -36,11 +36,11 @@ from datasets.guided import build_crops
 from datasets.mel_dataset import build_splits, compute_mels
 from models import build_model
 from models.classical import linear_interpolation
-from processors.errors import UserError
-from processors.vocoders import build_vocoder
-from training.checkpoint import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
+from processors.core.errors import UserError
+from models.vocoder_nets import build_vocoder
+from processors.core.checkpoint_io import (CheckpointMismatch, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                  weights_mismatch)
-from training.config import Config, save_config
+from processors.core.config import Config, save_config
 from training.distributed import (StepSampler, average_gradients, close_world, init_world, local_device,
                                   mean_over_ranks)
 from training.figures import mel_figure

@@ -24,12 +24,12 @@ from tqdm import tqdm
 from datasets.mel_dataset import build_splits
 from models.vocoder_nets import LOG_FLOOR, VOCODER_NETS, build_vocoder_net
 from processors.audio_io import load_mono
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.metrics import LSD_FLOOR_DB
 from processors.vocoders import istft, stft
-from training.checkpoint import save_checkpoint, seed_everything
-from training.config import Config, save_config
+from processors.core.checkpoint_io import save_checkpoint, seed_everything
+from processors.core.config import Config, save_config
 from training.trainer import lr_lambda
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from processors.gaps import sample_gaps
 from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.metrics import bins_up_to, centre_frames, log_spectral_distance, pesq_wb, spectral_distance_db
-from processors.vocoders import PHASE_INITS, ContextGriffinLim, build_vocoder, stft, with_vocoder
+from models.vocoder_nets import build_vocoder
+from processors.vocoders import PHASE_INITS, ContextGriffinLim, stft, with_vocoder
 
 REFERENCE = "librosa mel_to_audio"
 

@@ -104,7 +104,7 @@ def infer_time(cfg, seconds: float, threads: int, gap_ms: float = 200.0) -> dict
     """Seconds to fill one ``gap_ms`` gap in the middle of a real clip tiled to ``seconds``."""
     from models import build_model
     from processors.inpaint import inpaint_audio
-    from processors.vocoders import build_vocoder
+    from models.vocoder_nets import build_vocoder
     files, _ = _setup(cfg, threads)
     samples, sr = read_audio(files[0])
     clip = to_mono(samples)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
 # The trained models that ship with the repo (tracked in git; model card: checkpoints/README.md),
 # named on the command line by these words instead of a path.
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "pretrained"
 PRETRAINED = ("speech", "music")
 
 
@@ -130,28 +130,14 @@ def resolve_checkpoint(name: str | Path) -> Path:
     return Path(name)
 
 
-def load_inpainter(path: str | Path):
-    """(model in eval mode, its Config) rebuilt from a checkpoint alone; ``path`` may name a
-    shipped model ('speech', 'music'), whose absence or damage says how to restore it."""
-    from models import build_model
-    from training.config import build_config
-    path = resolve_checkpoint(path)
-    if path.parent == PRETRAINED_DIR:
-        try:
-            state = load_checkpoint(path)
-        except UserError as exc:
-            raise UserError(f"the shipped {path.stem} model is unusable ({exc}); restore it with: "
-                            f"git checkout checkpoints/pretrained") from None
-    else:
-        state = load_checkpoint(path)
-    cfg = build_config(state["config"], where=f"{path} (config)")
-    model = build_model(cfg)
-    problem = weights_mismatch(model, state["model"])
-    if problem:
-        raise CheckpointMismatch(f"{path}: its weights do not fit the {cfg.model.name} model of its own config "
-                                 f"({problem})")
+def load_resolved(name: str | Path) -> tuple[Path, dict]:
+    """(path, state) of :func:`resolve_checkpoint`'s file; a shipped model's absence or damage
+    says how to restore it."""
+    path = resolve_checkpoint(name)
+    if path.parent != PRETRAINED_DIR:
+        return path, load_checkpoint(path)
     try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError) as exc:
-        raise CheckpointMismatch(f"{path}: cannot load its weights ({str(exc).splitlines()[0]})") from exc
-    return model.eval(), cfg
+        return path, load_checkpoint(path)
+    except UserError as exc:
+        raise UserError(f"the shipped {path.stem} model is unusable ({exc}); restore it with: "
+                        f"git checkout checkpoints/pretrained") from None

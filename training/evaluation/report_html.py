@@ -12,7 +12,7 @@ import math
 import re
 from urllib.parse import quote
 
-from training.eval_report import METRICS
+from training.evaluation.eval_report import METRICS
 
 # metric -> (short label, unit) for the compact per-clip tables
 SHORT = {"lsd_db": ("LSD", "dB"), "mel_mse": ("Mel MSE", ""), "mel_snr_db": ("Mel SNR", "dB"),

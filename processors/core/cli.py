@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Callable
 
-from processors.errors import UserError
+from processors.core.errors import UserError
 
 
 def parser(description: str) -> argparse.ArgumentParser:

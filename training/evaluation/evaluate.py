@@ -5,7 +5,7 @@ one gap per example, so every row of the result is an independent measurement.
 Mel systems go through ``processors.inpaint.inpaint_audio``, exactly as
 ``scripts/inference.py`` does. All work happens at the model's sample rate, and
 every metric compares the filled waveform with the original on the excerpt around the
-gap (see training.scoring).
+gap (see training.evaluation.scoring).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from models.classical import SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono
-from processors.errors import UserError
+from processors.core.errors import UserError
+from processors.core.registry import Registry
 from processors.gaps import sample_gaps, splice
 from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
 from processors.lpc import lpc_fill
@@ -29,21 +30,22 @@ from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
 from processors.metrics import excerpt_bounds
 from processors.similarity_fill import similarity_wave_fill
-from processors.vocoders import VOCODERS, build_vocoder, with_vocoder
-from training.scoring import Scorer
+from models.vocoder_nets import VOCODERS, build_vocoder
+from processors.vocoders import with_vocoder
+from training.evaluation.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
 # (gapped (N,), gap (start, end), clean (N,)) -> filled (N,); ``clean`` is for the oracle only.
 FillFn = Callable[[np.ndarray, tuple[int, int], np.ndarray], np.ndarray]
-BASELINES: dict[str, Callable] = {}   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
+BASELINES = Registry("baseline")   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
 
 # LPC: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of
 # context gave the lowest LSD; orders of 16-64 were 2-4 dB worse.
 LPC_CONTEXT_MS = 100.0
 LPC_ORDER_MS = 40.0
 # Kept examples hold this much audio each side of the gap: enough to hear the gap in context
-# in the listening report (training.report), little enough to keep the page small.
+# in the listening report (training.evaluation.report), little enough to keep the page small.
 EXAMPLE_CONTEXT_S = 1.5
 
 
@@ -70,11 +72,7 @@ class Example:
     scores: dict = field(default_factory=dict)  # system name -> its row of metrics for this gap
 
 
-def baseline(name: str):
-    def wrap(fn):
-        BASELINES[name] = fn
-        return fn
-    return wrap
+baseline = BASELINES.register
 
 
 def mel_system(model, cfg, mel_fn, vocoder) -> FillFn:
@@ -225,7 +223,7 @@ def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float],
     """Score every system on ``gaps_per_file`` gaps of each length in every usable file.
 
     The metrics are those of ``cfg.eval.domain``, whole-signal ones on the excerpt of
-    ``cfg.eval.excerpt_seconds`` around each gap (training.scoring). Returns one row per
+    ``cfg.eval.excerpt_seconds`` around each gap (training.evaluation.scoring). Returns one row per
     (file, gap, system) and, per gap length, the first ``n_examples`` examples' waveforms
     for figures. Unreadable or too-short files are skipped with one warning; none usable
     is a UserError. Work and memory per gap do not depend on the file's length, but for

@@ -14,13 +14,14 @@ from datasets.synthetic import make_corpus
 from processors.audio_io import load_mono, write_audio
 from processors.inpaint import inpaint_audio
 from processors.mel import MelSpectrogram
-from processors.vocoders import build_vocoder
-from training.checkpoint import PRETRAINED_DIR, load_checkpoint, load_inpainter
-from training.config import Config
-from training.evaluation import EXAMPLE_CONTEXT_S, Example, build_systems
+from models.vocoder_nets import build_vocoder
+from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint
+from models.build import load_inpainter
+from processors.core.config import Config
+from training.evaluation.evaluate import EXAMPLE_CONTEXT_S, Example, build_systems
 from training.figures import mel_figure, save_figure
-from training.report import build_report, save_examples
-from training.scoring import score_gap, with_eval
+from training.evaluation.report import build_report, save_examples
+from training.evaluation.scoring import score_gap, with_eval
 from training.trainer import Trainer
 
 log = logging.getLogger(__name__)

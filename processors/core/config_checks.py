@@ -1,19 +1,13 @@
 """Config checks: every impossible value is a one-line UserError that names its key and file.
 
-The allowed values of a field with a fixed set of them are its ``Literal`` type in
-training.config, checked as the YAML is read. Checks here are those that relate several
-fields, or need a registry (models, datasets, losses, vocoders): they look it up by name,
-so a newly registered component is accepted without a change here.
+These are the checks of values alone; a field with a fixed set of values has it as its
+``Literal`` type (processors.core.config), checked as the YAML is read. The names of components (models, datasets, vocoders, Mel
+inverses, metrics, inversions, losses) are checked against their registries by the layers that
+hold them: models.build.check_components and training.configure.check_losses.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
-from processors.errors import UserError
-
-if TYPE_CHECKING:
-    from training.config import Config
+from processors.core.errors import UserError
 
 
 def _check(ok: bool, where: str, message: str) -> None:
@@ -21,18 +15,8 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise UserError(f"{where}: {message}")
 
 
-def validate(cfg: Config, where: str = "config") -> Config:
-    """Reject impossible values with a message naming the key. Returns a new config whose
-    ``model.params``, ``vocoder.params`` and ``reassigned.params`` are complete (the
-    defaults of the model's and the nets' own settings filled in); ``cfg`` is not changed."""
-    from models.registry import MODELS, validate_model_config   # late: models import torch
-    from datasets.sources import SOURCES
-    from processors.excerpt_metrics import DOMAIN_METRICS
-    from processors.mel import MEL_INVERSES
-    from models.vocoder_nets import validate_vocoder_params
-    from processors.vocoders import VOCODERS
-    from training.losses import INPAINT_LOSSES, LOSS_BUILDERS
-
+def validate(cfg, where: str = "config") -> None:
+    """Reject impossible values of ``cfg`` (a processors.core.config.Config) with a message naming the key."""
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
     _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
     _check(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
@@ -44,7 +28,6 @@ def validate(cfg: Config, where: str = "config") -> Config:
            f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
     _check(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
 
-    _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
     _check(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
     _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
     _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
@@ -87,33 +70,17 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(sim.crossfade_ms >= 0, f"{where}: similarity.crossfade_ms", "must be >= 0")
 
     v = cfg.vocoder
-    _check(v.method in VOCODERS, f"{where}: vocoder.method",
-           f"unknown vocoder {v.method!r} (known: {', '.join(sorted(VOCODERS))})")
-    _check(v.mel_inverse in MEL_INVERSES, f"{where}: vocoder.mel_inverse",
-           f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
     _check(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
     _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
-    vocoder_params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
     _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
     _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
-    _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
-           f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
-    unknown = [m for m in cfg.eval.metrics if m not in DOMAIN_METRICS.get(cfg.eval.domain, ())]
-    _check(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
-           f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 
-    reassigned = validate_reassigned(cfg.reassigned, f"{where}: reassigned")
-
-    model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
-    # a model may compute terms of its own (a GAN's adversarial term): those names are known for it only
-    known = set(INPAINT_LOSSES) | set(LOSS_BUILDERS) | set(MODELS[cfg.model.name][0].model_losses)
+    validate_reassigned(cfg.reassigned, f"{where}: reassigned")
     for name, w in cfg.loss.weights.items():
-        _check(name in known, f"{where}: loss.weights.{name}",
-               f"unknown loss for model {cfg.model.name!r} (known: {', '.join(sorted(known))})")
         _check(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
     _check(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
     p = cfg.loss.perceptual
@@ -121,28 +88,17 @@ def validate(cfg: Config, where: str = "config") -> Config:
            "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
     _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
            f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),
-                               vocoder=dataclasses.replace(v, params=vocoder_params), reassigned=reassigned)
 
 
-def validate_reassigned(rc, where: str):
-    """The ``reassigned`` section: analysis settings librosa accepts, a known inversion, and the
-    learned inverse's params checked against its net. Returns a copy with those params complete."""
-    from models.reassigned_net import validate_net_params
-    from processors.reassigned import check_window
-    from processors.reassigned_inverse import INVERSIONS
-
+def validate_reassigned(rc, where: str) -> None:
+    """The ``reassigned`` section's values (its window, inversion and net params: check_components)."""
     _check(rc.sample_rate >= 1000, f"{where}.sample_rate", f"must be >= 1000, got {rc.sample_rate}")
     _check(rc.n_fft >= 4, f"{where}.n_fft", f"must be >= 4, got {rc.n_fft}")
     _check(0 <= rc.win_length <= rc.n_fft, f"{where}.win_length", f"must be in 0..n_fft ({rc.n_fft}); 0 = n_fft")
     _check(1 <= rc.hop_length <= (rc.win_length or rc.n_fft), f"{where}.hop_length",
            f"must be in 1..win_length ({rc.win_length or rc.n_fft}), got {rc.hop_length}")
-    check_window(rc, f"{where}.window")
     _check(rc.ref_power >= 0, f"{where}.ref_power", f"must be >= 0, got {rc.ref_power}")
-    _check(rc.method in INVERSIONS, f"{where}.method",
-           f"unknown inversion {rc.method!r} (known: {', '.join(sorted(INVERSIONS))})")
     _check(rc.n_iter >= 0, f"{where}.n_iter", f"must be >= 0, got {rc.n_iter}")
     _check(rc.classical_iter >= 0, f"{where}.classical_iter", f"must be >= 0, got {rc.classical_iter}")
     _check(0 <= rc.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {rc.momentum}")
     _check(rc.tol_db > 0, f"{where}.tol_db", f"must be > 0, got {rc.tol_db}")
-    return dataclasses.replace(rc, params=validate_net_params(rc.params, f"{where}.params"))

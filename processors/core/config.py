@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 import yaml
 
-from processors.atomic import write_text_atomic
-from processors.errors import UserError
+from processors.core.atomic import write_text_atomic
+from processors.core.config_checks import validate
+from processors.core.errors import UserError
 
 
 @dataclass
@@ -275,14 +276,17 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def build_config(data: dict, where: str = "config") -> Config:
-    """Validated :class:`Config` from a plain dict (as read from YAML or a checkpoint)."""
-    from training.config_checks import validate
-    return validate(from_dict(Config, data, where), where)
+def parse_config(data: dict, where: str = "config") -> Config:
+    """:class:`Config` from a plain dict (as read from YAML or a checkpoint), its values checked;
+    the names of its components are checked by training.configure.build_config."""
+    cfg = from_dict(Config, data, where)
+    validate(cfg, where)
+    return cfg
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config file, apply ``--set`` overrides and validate."""
+def read_config(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """A YAML config file as a plain dict, ``--set`` overrides applied (checked by
+    training.configure.load_config)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
@@ -299,8 +303,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise UserError(f"{path}: config file is empty")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of sections at the top level")
-    data = apply_overrides(data, overrides or [])
-    return build_config(data, where=str(path))
+    return apply_overrides(data, overrides or [])
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

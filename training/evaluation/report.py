@@ -3,7 +3,7 @@
 Two steps, so a page can be rebuilt from an evaluation's folder alone
 (``scripts/report.py results/<name>``):
 
-1. :func:`save_examples` (every ``scripts/evaluate.py`` run): each kept example's
+1. :func:`save_examples` (every ``scripts/evaluate.py`` run, through :func:`write_report`): each kept example's
    excerpts (original, gapped input, every system's fill; ``EXAMPLE_CONTEXT_S``
    each side of the gap) as 16-bit wavs under ``report/audio/``, and
    ``report/examples.json`` with the gap, the audio settings and every clip's scores.
@@ -24,11 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from processors.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
-from processors.errors import UserError
-from training.eval_report import METRICS, SUMMARY_DATA
-from training.report_html import SPEC_PX, page_html
+from processors.core.errors import UserError
+from training.evaluation.eval_report import (METRICS, SUMMARY_DATA, markdown, plot_examples, plot_metrics, summarise,
+                                             summary_document, write_csv)
+from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
+from training.evaluation.report_html import SPEC_PX, page_html
 
 MANIFEST = "report/examples.json"
 PAGE = "report.html"
@@ -66,7 +68,7 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
     """Write each example's excerpts as 16-bit wavs under ``folder/audio/`` and the
     manifest ``folder/examples.json``; returns the manifest's path.
 
-    ``examples``: training.evaluation.Example (waves cropped around the gap, scores per
+    ``examples``: training.evaluation.evaluate.Example (waves cropped around the gap, scores per
     system); ``audio``: the AudioConfig the waves are at (its rate, and the Mel settings
     the spectrograms are drawn with). Paths in the manifest are relative to ``folder``.
     """
@@ -88,6 +90,25 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
     path = folder / "examples.json"
     write_text_atomic(path, json.dumps(manifest, indent=1, ensure_ascii=False))
     return path
+
+
+def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
+                 cfg, header: list[str]) -> dict[str, Path]:
+    """metrics.csv, summary.md (and its data, summary.json, for the HTML report),
+    plots/metrics_vs_gap.png, plots/example_*.png and the examples' excerpts for the listening
+    report (report/examples.json, report/audio/) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(rows)
+    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "summary_data": out / SUMMARY_DATA,
+             "plot": out / "plots" / "metrics_vs_gap.png"}
+    write_csv(rows, paths["csv"])
+    document = summary_document(summary, systems, gap_ms, header)
+    write_text_atomic(paths["summary"], markdown(document))
+    write_text_atomic(paths["summary_data"], json.dumps(document, ensure_ascii=False, indent=1))
+    plot_metrics(summary, systems, gap_ms, paths["plot"])
+    plot_examples(examples, cfg, out / "plots")
+    paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
+    return paths
 
 
 def load_manifest(out: Path) -> dict:
@@ -126,7 +147,7 @@ def spectrogram_png(mel: np.ndarray, seconds: float, start_s: float, gap_s: tupl
 def draw_spectrograms(manifest: dict, folder: Path) -> None:
     """A PNG per clip under ``folder/spec/`` (adds 'png' to each clip of ``manifest``)."""
     from processors.mel import MelSpectrogram
-    from training.config import AudioConfig
+    from processors.core.config import AudioConfig
     audio = AudioConfig(**manifest["audio"])
     mel_fn = MelSpectrogram(audio)
     shutil.rmtree(folder / "spec", ignore_errors=True)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from processors.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path, write_text_atomic
 from processors.excerpt_metrics import GAP_COLUMNS
 
 SUMMARY_DATA = "summary.json"   # the summary as data (summary_document), beside summary.md
@@ -183,24 +183,4 @@ def plot_examples(examples: list, cfg, folder: Path) -> list[Path]:
         path = folder / f"example_{ex.file}_{ex.gap_ms:g}ms.png"
         save_figure(fig, path)
         paths.append(path)
-    return paths
-
-
-def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
-                 cfg, header: list[str]) -> dict[str, Path]:
-    """metrics.csv, summary.md (and its data, summary.json, for the HTML report), plots/metrics_vs_gap.png, plots/example_*.png and the examples'
-    excerpts for the listening report (report/examples.json, report/audio/) under ``out``."""
-    from training.evaluation import EXAMPLE_CONTEXT_S
-    from training.report import save_examples
-    out.mkdir(parents=True, exist_ok=True)
-    summary = summarise(rows)
-    paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "summary_data": out / SUMMARY_DATA,
-             "plot": out / "plots" / "metrics_vs_gap.png"}
-    write_csv(rows, paths["csv"])
-    document = summary_document(summary, systems, gap_ms, header)
-    write_text_atomic(paths["summary"], markdown(document))
-    write_text_atomic(paths["summary_data"], json.dumps(document, ensure_ascii=False, indent=1))
-    plot_metrics(summary, systems, gap_ms, paths["plot"])
-    plot_examples(examples, cfg, out / "plots")
-    paths["examples"] = save_examples(examples, cfg.audio, out / "report", EXAMPLE_CONTEXT_S)
     return paths

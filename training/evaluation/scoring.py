@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from processors.audio_io import resample
-from processors.errors import UserError
+from processors.core.errors import UserError
 from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_columns, domain_metrics, excerpt_seconds
 from processors.isolation import CrashIsolation
 from processors.metrics import centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db

@@ -1,0 +1,83 @@
+"""Build what a config names, and check those names against the registries.
+
+Importing this module registers every model, vocoder net and the reassigned phase corrector,
+so :data:`MODELS` and processors' ``VOCODERS`` and ``INVERSIONS`` are complete here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from datasets.sources import SOURCES
+from models import fc, mae, pix2pix, unet  # noqa: F401  (registration side effect)
+from models.reassigned_net import validate_net_params
+from models.registry import MODELS, Inpainter
+from models.vocoder_nets import VOCODERS, validate_vocoder_params
+from processors.core.checkpoint_io import CheckpointMismatch, load_resolved, weights_mismatch
+from processors.core.config import Config, from_dict, parse_config
+from processors.core.errors import UserError
+from processors.excerpt_metrics import DOMAIN_METRICS
+from processors.mel import MEL_INVERSES
+from processors.reassigned import check_window
+from processors.reassigned_inverse import INVERSIONS
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{where}: {message}")
+
+
+def validate_model_config(name: str, params: dict, where: str) -> dict:
+    """Check ``model.params`` against the model's dataclass; returns them with defaults filled."""
+    if name not in MODELS:
+        raise UserError(f"{where}.name: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+    return dataclasses.asdict(from_dict(MODELS[name][1], params, f"{where}.params"))
+
+
+def check_components(cfg: Config, where: str = "config") -> Config:
+    """Every component ``cfg`` names (dataset, vocoder, Mel inverse, eval metrics, reassigned
+    inversion, model) is a registered one. Returns a copy whose model, vocoder and reassigned
+    net params are complete (their defaults filled in); ``cfg`` is not changed."""
+    d, v, rc = cfg.data, cfg.vocoder, cfg.reassigned
+    _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
+    _check(v.method in VOCODERS, f"{where}: vocoder.method",
+           f"unknown vocoder {v.method!r} (known: {', '.join(sorted(VOCODERS))})")
+    _check(v.mel_inverse in MEL_INVERSES, f"{where}: vocoder.mel_inverse",
+           f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+    vocoder_params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
+    _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
+           f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
+    unknown = [m for m in cfg.eval.metrics if m not in DOMAIN_METRICS.get(cfg.eval.domain, ())]
+    _check(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
+           f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
+    check_window(rc, f"{where}: reassigned.window")
+    _check(rc.method in INVERSIONS, f"{where}: reassigned.method",
+           f"unknown inversion {rc.method!r} (known: {', '.join(sorted(INVERSIONS))})")
+    net_params = validate_net_params(rc.params, f"{where}: reassigned.params")
+    model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),
+                               vocoder=dataclasses.replace(v, params=vocoder_params),
+                               reassigned=dataclasses.replace(rc, params=net_params))
+
+
+def build_model(cfg: Config) -> Inpainter:
+    """The inpainter named by ``cfg.model.name`` with its params, for ``cfg``'s audio and crop sizes."""
+    cls, params_cls = MODELS.lookup(cfg.model.name, "model.name")
+    return cls(params_cls(**cfg.model.params), n_mels=cfg.audio.n_mels, n_frames=cfg.data.crop_frames)
+
+
+def load_inpainter(path: str | Path):
+    """(model in eval mode, its Config) rebuilt from a checkpoint alone; ``path`` may name a
+    shipped model ('speech', 'music'), whose absence or damage says how to restore it."""
+    path, state = load_resolved(path)
+    cfg = check_components(parse_config(state["config"], where=f"{path} (config)"), f"{path} (config)")
+    model = build_model(cfg)
+    problem = weights_mismatch(model, state["model"])
+    if problem:
+        raise CheckpointMismatch(f"{path}: its weights do not fit the {cfg.model.name} model of its own config "
+                                 f"({problem})")
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError) as exc:
+        raise CheckpointMismatch(f"{path}: cannot load its weights ({str(exc).splitlines()[0]})") from exc
+    return model.eval(), cfg
