@@ -91,7 +91,12 @@ class Task:
         """Read the data; called once the checkpoint and the output folders are known to be fine."""
 
     def describe(self) -> str:
+        """What is trained, for the log line that starts a run."""
         return type(self).__name__
+
+    def data_note(self) -> str:
+        """Appended to that line once the data is loaded (e.g. ", files train/val/test = ...")."""
+        return ""
 
     def train_batches(self, step: int) -> Iterable:
         raise NotImplementedError
@@ -227,7 +232,8 @@ class Loop:
         writer = SummaryWriter(str(self.run_dir)) if main else None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         if main:
-            log.info("run %s: %s on %s x %d", cfg.run_name, self.task.describe(), self.device, self.world.size)
+            log.info("run %s: %s on %s x %d%s", cfg.run_name, self.task.describe(), self.device, self.world.size,
+                     self.task.data_note())
         self.net.train()
         bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.run_name, unit="step", dynamic_ncols=True,
                    disable=not main)

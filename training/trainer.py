@@ -66,7 +66,10 @@ class InpainterTask(Task):
             batch_size=cfg.train.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed))
 
     def describe(self) -> str:
-        return f"{self.cfg.model.name}, files train/val/test = {self.split_counts}"
+        return self.cfg.model.name
+
+    def data_note(self) -> str:
+        return f", files train/val/test = {self.split_counts}"
 
     def train_batches(self, step: int) -> DataLoader:
         """This process's slice of the global batches of steps ``step + 1 .. train.max_steps``."""
