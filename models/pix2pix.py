@@ -91,20 +91,28 @@ class Pix2PixInpainter(Inpainter):
     def param_groups(self):
         return {"model": list(self.generator.parameters()), "discriminator": list(self.discriminator.parameters())}
 
-    def model_terms(self, masked, mask, pred, target):
+    def model_terms(self, masked, mask, pred, target, weights):
         """The generator's adversarial term (make the discriminator call the fill real) and
         feature matching: L1 between the discriminator's activations on the fill and on the
         truth. Regression losses pull a fill towards the mean of what could be there, which
         sounds blurred; matching the discriminator's features rewards the texture instead
-        (as in pix2pixHD and HiFi-GAN)."""
+        (as in pix2pixHD and HiFi-GAN). A term of weight 0 is not computed, and with both at 0
+        the discriminator does not run at all."""
+        adversarial, matching = (weights.get(name, 0.0) > 0 for name in self.model_losses)
+        if not (adversarial or matching):
+            return {}
         feats, logits = self.discriminator.features(masked, mask, pred)
-        terms = {"adversarial": _gan_bce(logits, True, gap_weight(mask, logits))}
-        with torch.no_grad():
-            real, _ = self.discriminator.features(masked, mask, target)
-        terms["feature_matching"] = sum(F.l1_loss(f, r) for f, r in zip(feats, real)) / len(feats)
+        terms = {"adversarial": _gan_bce(logits, True, gap_weight(mask, logits))} if adversarial else {}
+        if matching:
+            with torch.no_grad():
+                real, _ = self.discriminator.features(masked, mask, target)
+            terms["feature_matching"] = sum(F.l1_loss(f, r) for f, r in zip(feats, real)) / len(feats)
         return terms
 
-    def aux_losses(self, masked, target, mask, pred):
+    def aux_losses(self, masked, target, mask, pred, weights):
+        """The discriminator's loss; none when no generator term uses the discriminator."""
+        if not any(weights.get(name, 0.0) > 0 for name in self.model_losses):
+            return {}
         real = self.discriminator(masked, mask, target)
         fake = self.discriminator(masked, mask, pred)
         weight = gap_weight(mask, real)

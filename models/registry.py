@@ -65,10 +65,13 @@ class Inpainter(nn.Module):
         other group on its own loss from :meth:`aux_losses`, with its own optimiser."""
         return {"model": list(self.parameters())}
 
-    def model_terms(self, masked, mask, pred, target) -> dict[str, torch.Tensor]:
-        """Extra terms of the ``"model"`` group's loss (names in ``model_losses``)."""
+    def model_terms(self, masked, mask, pred, target, weights: dict[str, float]) -> dict[str, torch.Tensor]:
+        """Extra terms of the ``"model"`` group's loss (names in ``model_losses``); ``weights`` are
+        ``loss.weights``: a term of weight 0 need not be computed."""
         return {}
 
-    def aux_losses(self, masked, target, mask, pred) -> dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        """``{group: (loss, terms to log)}`` for every group but ``"model"``; ``pred`` is detached."""
+    def aux_losses(self, masked, target, mask, pred,
+                   weights: dict[str, float]) -> dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+        """``{group: (loss, terms to log)}`` for the groups but ``"model"`` that train this step;
+        ``pred`` is detached, ``weights`` are ``loss.weights``."""
         return {}

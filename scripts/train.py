@@ -8,30 +8,10 @@ from processors.core.cli import parser, run, summary_line
 
 
 def main(args) -> int:
-    import copy
+    from training.loop import open_run
+    from training.trainer import InpainterTask
 
-    from processors.core.errors import UserError
-    from processors.core.checkpoint_io import CheckpointMismatch, config_changes, load_checkpoint
-    from processors.core.config import apply_overrides
-    from training.configure import build_config, load_config
-    from training.trainer import Trainer
-
-    resume = None
-    if args.resume:
-        resume = load_checkpoint(args.resume)
-        saved = copy.deepcopy(resume["config"])
-        cfg = build_config(apply_overrides(resume["config"], args.set), where=f"{args.resume} (config)")
-    elif args.config:
-        cfg = load_config(args.config, args.set)
-    else:
-        raise UserError("give --config FILE (or --resume CHECKPOINT)")
-    try:
-        trainer = Trainer(cfg, resume=resume)
-    except CheckpointMismatch as exc:
-        changed = [c for c in config_changes(saved, cfg.to_dict()) if c.startswith(("model.", "audio.", "data."))]
-        more = f" (+{len(changed) - 2} more)" if len(changed) > 3 else ""
-        hint = f"; --set changed {', '.join(changed[:2] if more else changed)}{more}" if changed else ""
-        raise UserError(f"{args.resume}: {exc}{hint}") from exc
+    trainer = open_run(InpainterTask, args.config, args.set, args.resume)
     summary = trainer.fit()
     trainer.close()
     if trainer.world.main:

@@ -33,3 +33,22 @@ def test_phases_run_on_the_tiny_config(tiny_cfg, tmp_path):
 def test_benchmark_cli_skips_without_data(tmp_path):
     result = run_script("benchmark.py", "--data", tmp_path / "absent")
     assert result.returncode == 0 and "skipped" in result.stdout
+
+
+def test_run_benchmark_works_on_a_copy_and_reads_the_extra_roots(tiny_cfg, tmp_path, monkeypatch):
+    """The caller's config keeps its folders; the cache is filled from every root."""
+    from conftest import write_ljspeech
+    from training.configure import build_config
+    from training.evaluation import benchmark
+
+    extra = write_ljspeech(tmp_path / "more", n_clips=2)
+    cfg = build_config({**tiny_cfg.to_dict(), "data": {**tiny_cfg.to_dict()["data"], "extra_roots": [str(extra)]}})
+    before = cfg.to_dict()
+    seen = []
+    monkeypatch.setattr(benchmark, "_in_fresh_process", lambda fn, c, *args: seen.append(c) or {"peak MiB": 1.0})
+    lines = []
+    rows = benchmark.run_benchmark(cfg, 1, 1, log=lines.append)
+    assert cfg.to_dict() == before
+    assert len(rows) == len(seen) and all(c is not cfg for c in seen)
+    n = len(list_files("ljspeech", [tiny_cfg.data.root])) + 2
+    assert lines[0].startswith(f"filled the cache of {n} files")

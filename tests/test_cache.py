@@ -110,10 +110,10 @@ def test_training_with_the_cache_sees_the_same_items(tmp_path, ljspeech_dir):
     first = Trainer(plain)
     second = Trainer(cached)                     # fills the cache
     third = Trainer(make_tiny_cfg(ljspeech_dir, tmp_path / "c", f"data.cache_dir={tmp_path / 'cache'}"))
-    assert all(isinstance(m, np.memmap) for m in third.train_mels)
+    assert all(isinstance(m, np.memmap) for m in third.task.train_mels)
     n = len(build_splits(plain)["train"]) + len(build_splits(plain)["val"])
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == n
-    crops = [MaskedMelCrops(t.train_mels, 32, plain.data.mask, 0, 8) for t in (first, second, third)]
+    crops = [MaskedMelCrops(t.task.train_mels, 32, plain.data.mask, 0, 8) for t in (first, second, third)]
     for i in range(8):
         items = [c[i] for c in crops]
         for key in ("masked", "target", "mask"):

@@ -101,8 +101,8 @@ def test_clips_shorter_than_the_crop_are_padded_and_train(tmp_path):
                         "train.ckpt_every=2")
     trainer = Trainer(cfg)
     crop = cfg.data.crop_frames
-    assert max(m.shape[1] for m in trainer.train_mels) < crop
-    item = MaskedMelCrops(trainer.train_mels, crop, cfg.data.mask, 0, 1)[0]
+    assert max(m.shape[1] for m in trainer.task.train_mels) < crop
+    item = MaskedMelCrops(trainer.task.train_mels, crop, cfg.data.mask, 0, 1)[0]
     assert all(v.shape == (1, cfg.audio.n_mels, crop) for v in item.values())
     assert trainer.fit()["step"] == 2
 

@@ -9,7 +9,7 @@ from datasets.masks import centred_gap, gaps_to_mask, sample_mask, sample_random
 from datasets.mel_dataset import MaskedMelCrops
 from training.distributed import StepSampler, World
 from processors.core.config import MaskConfig
-from training.trainer import VAL_SEED_SALT
+from training.loop import VAL_SEED_SALT
 
 # (n_frames, max_gaps, min_fraction, max_fraction, margin); the last case sits exactly at
 # the limit config validation allows (max_fraction * n + max_gaps == n - 2 * margin).

@@ -65,7 +65,7 @@ def test_zero_for_identical_inputs_positive_otherwise(perceptual_cfg, distance):
 
 def test_feature_net_is_frozen_and_its_weights_never_change(perceptual_cfg):
     trainer = Trainer(with_overrides(perceptual_cfg, "train.max_steps=3"))
-    net = trainer.losses["perceptual"].net
+    net = trainer.task.losses["perceptual"].net
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     net_before = {k: v.clone() for k, v in net.state_dict().items()}
     model_before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

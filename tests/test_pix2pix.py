@@ -40,8 +40,8 @@ def test_generator_and_discriminator_have_separate_optimisers(data_dir, tmp_path
 def test_gan_step_trains_both_networks(data_dir, tmp_path):
     trainer = Trainer(gan_cfg(data_dir, tmp_path, "train.weight_decay=0", "train.warmup_steps=1"))
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    batch = next(iter(trainer._train_loader()))
-    loss, terms = trainer._train_step(batch)
+    batch = next(iter(trainer.task.train_batches(0)))
+    loss, terms = trainer.train_step(batch)
     assert {"mse", "l1", "boundary", "adversarial", "d", "d_real", "d_fake"} <= set(terms)
     assert terms["d"] == pytest.approx(0.5 * (terms["d_real"] + terms["d_fake"]))
     for net in ("generator", "discriminator"):
@@ -125,3 +125,22 @@ def test_adversarial_weight_needs_a_model_with_a_discriminator(tmp_path):
     cfg = make_tiny_cfg(tmp_path, tmp_path)
     with pytest.raises(UserError, match=r"loss\.weights\.adversarial: unknown loss for model 'unet'"):
         build_config(apply_overrides(cfg.to_dict(), ["loss.weights.adversarial=0.1"]))
+
+
+@pytest.mark.parametrize("weights, runs", [
+    (["loss.weights.adversarial=0"], False),
+    (["loss.weights.adversarial=0", "loss.weights.feature_matching=0.5"], True),
+], ids=["both zero", "feature matching only"])
+def test_discriminator_runs_only_for_terms_that_weigh(weights, runs, data_dir, tmp_path):
+    """Adversarial weight 0: no adversarial term; feature matching 0 too: the discriminator
+    neither runs nor trains (it would serve nothing)."""
+    trainer = Trainer(gan_cfg(data_dir, tmp_path, *weights))
+    calls = []
+    trainer.model.discriminator.net[0].register_forward_hook(lambda *args: calls.append(1))
+    before = {k: v.clone() for k, v in trainer.model.discriminator.state_dict().items()}
+    _, terms = trainer.train_step(next(iter(trainer.task.train_batches(0))))
+    assert "adversarial" not in terms
+    assert ("feature_matching" in terms and "d" in terms) == runs
+    assert bool(calls) == runs
+    unchanged = all(torch.equal(v, before[k]) for k, v in trainer.model.discriminator.state_dict().items())
+    assert unchanged != runs

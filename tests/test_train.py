@@ -14,7 +14,8 @@ from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
 from models.build import load_inpainter
 from processors.core.config import apply_overrides
 from training.configure import build_config, load_config
-from training.trainer import Trainer, lr_lambda
+from training.loop import lr_lambda
+from training.trainer import Trainer
 
 
 def read_losses(cfg) -> list[tuple[int, str]]:
@@ -148,7 +149,7 @@ def test_interrupted_run_resumes_bit_exactly(straight_run, tmp_path, model):
     Trainer(straight).fit()
     cfg = make_tiny_cfg(data, tmp_path / "b", "train.max_steps=8", "train.ckpt_every=4", *model)
     trainer = Trainer(cfg)
-    step_once = trainer._train_step
+    step_once = trainer.train_step
 
     def stop_after_fourth(batch):
         out = step_once(batch)
@@ -156,7 +157,7 @@ def test_interrupted_run_resumes_bit_exactly(straight_run, tmp_path, model):
             trainer.stop_requested = True
         return out
 
-    trainer._train_step = stop_after_fourth
+    trainer.train_step = stop_after_fourth
     assert trainer.fit()["step"] == 4
     cfg2, state = resume_cfg(last_pt(cfg))
     assert state["step"] == 4

@@ -11,7 +11,8 @@ Each training and validation file is analysed and rebuilt classically once, at t
 (the net sees exactly what inversion will give it); crops of its frames are then a pure
 function of (seed, index). The loss compares the STFT of the corrected crop with the true
 one, after turning the whole crop by the single angle that fits best: a constant phase is
-not in the data, so it is not asked for.
+not in the data, so it is not asked for. The loop is the inpainters' (training.loop):
+``--resume``, save on SIGINT/SIGTERM, TensorBoard, atomic checkpoints.
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ from processors.reassigned import stfts
 from processors.reassigned_features import correction_inputs
 from processors.reassigned_gl import unit_windows
 from processors.reassigned_inverse import analyse, pghi_phase, phase_derivatives, reassigned_iterations
-from processors.core.checkpoint_io import seed_everything
 from processors.core.config import Config
-from training.vocoder_training import check_run_dirs, fit_net, load_waves
+from training.loop import VAL_SEED_SALT, Loop
+from training.vocoder_training import CropTask, load_waves
 
 log = logging.getLogger(__name__)
 KIND = "reassigned_corrector"        # checkpoints say what they hold
@@ -87,26 +88,47 @@ def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int, generator=
     return (error / (energy + 1e-8 * energy.mean() + 1e-20)).mean()
 
 
-def train_reassigned_net(cfg: Config) -> dict:
-    """Train the learned inverse for ``cfg.reassigned``; returns the final step, losses and paths."""
-    rc, t, d = cfg.reassigned, cfg.train, cfg.data
-    if rc.center:
-        raise UserError("reassigned.center: the learned inverse supports center=False only")
-    check_run_dirs(cfg)
-    if t.num_threads > 0:
-        torch.set_num_threads(t.num_threads)
-    seed_everything(cfg.seed)
-    min_samples = (d.crop_frames - 1) * rc.hop_length + rc.n_fft
-    splits = build_splits(cfg)
-    start = time.perf_counter()
-    prepared = {name: [prepare(w, rc) for w in load_waves(splits[name], rc.sample_rate, min_samples)]
-                for name in ("train", "val")}
-    seconds = sum(p["theta"].shape[-1] for p in prepared["train"]) * rc.hop_length / rc.sample_rate
-    log.info("classical reconstructions of %d training (%.0f s) and %d validation files in %.0f s",
-             len(prepared["train"]), seconds, len(prepared["val"]), time.perf_counter() - start)
-    windows = torch.from_numpy(unit_windows(rc)).float()
-    net = PhaseCorrector(CorrectorParams(**rc.params))
-    val = crops(prepared["val"], d.crop_frames, cfg.seed + 1_000_003, 0, d.val_items)
-    return fit_net(cfg, net, lambda step: crops(prepared["train"], d.crop_frames, cfg.seed,
-                                                (step - 1) * t.batch_size, t.batch_size),
-                   val, lambda n, b, g: corrector_loss(n, b, windows, rc.hop_length), {"kind": KIND})
+class CorrectorTask(CropTask):
+    """The learned inverse of ``cfg.reassigned`` on crops of ``data.crop_frames`` frames of each
+    file's classical reconstruction (made once, in :meth:`load_data`)."""
+
+    what = "reassigned corrector"
+
+    def __init__(self, cfg: Config, device=None, world=None):
+        super().__init__(cfg)
+        rc = cfg.reassigned
+        if rc.center:
+            raise UserError("reassigned.center: the learned inverse supports center=False only")
+        self.model = PhaseCorrector(CorrectorParams(**rc.params))
+        self.windows = torch.from_numpy(unit_windows(rc)).float()
+
+    def describe(self) -> str:
+        return "the learned reassigned inverse"
+
+    def load_data(self) -> None:
+        cfg, rc, d = self.cfg, self.cfg.reassigned, self.cfg.data
+        min_samples = (d.crop_frames - 1) * rc.hop_length + rc.n_fft
+        splits = build_splits(cfg)
+        start = time.perf_counter()
+        self.prepared = {name: [prepare(w, rc) for w in load_waves(splits[name], rc.sample_rate, min_samples)]
+                         for name in ("train", "val")}
+        seconds = sum(p["theta"].shape[-1] for p in self.prepared["train"]) * rc.hop_length / rc.sample_rate
+        log.info("classical reconstructions of %d training (%.0f s) and %d validation files in %.0f s",
+                 len(self.prepared["train"]), seconds, len(self.prepared["val"]), time.perf_counter() - start)
+        self.val_batch = crops(self.prepared["val"], d.crop_frames, cfg.seed + VAL_SEED_SALT, 0, d.val_items)
+
+    def batch(self, step: int) -> dict:
+        b = self.cfg.train.batch_size
+        return crops(self.prepared["train"], self.cfg.data.crop_frames, self.cfg.seed, (step - 1) * b, b)
+
+    def loss(self, net, batch, generator):
+        return corrector_loss(net, batch, self.windows, self.cfg.reassigned.hop_length)
+
+    def state(self) -> dict:
+        return {**super().state(), "kind": KIND}
+
+
+def train_reassigned_net(cfg: Config, resume: dict | None = None) -> dict:
+    """Train the learned inverse for ``cfg.reassigned`` (or continue ``resume``, a ``last.pt``'s
+    state); returns the final step, losses and paths."""
+    return Loop(cfg, CorrectorTask, resume).fit()

@@ -1,14 +1,15 @@
 """Training the learned vocoders' nets (models.vocoder_nets) on real clips.
 
-    python scripts/train_vocoder.py --config configs/melspec2spec_ljspeech.yaml
+    python scripts/train_vocoder.py --config configs/melspec2spec_ljspeech.yaml [--resume last.pt]
 
 The config is an ordinary one: ``vocoder.method`` names the net and ``vocoder.params``
 its size; ``audio`` is the analysis the net will serve (a vocoder checkpoint only fits
 inpainters with the same audio settings), ``data`` the clips, split by file as for the
 inpainters (the test files are never seen), ``train`` the batch, steps and learning
 rate. Items are crops of ``data.crop_frames`` frames at seeded positions, a pure function
-of (seed, index). Writes ``<checkpoints_dir>/<run>/{last,best}.pt`` (best on the
-validation crops) and ``<runs_dir>/<run>/losses.csv``.
+of (seed, index). The loop is the inpainters' (training.loop): ``--resume``, save on
+SIGINT/SIGTERM, TensorBoard and ``losses.csv`` under ``<runs_dir>/<run>``, atomic
+``<checkpoints_dir>/<run>/{last,best}.pt`` (best on the validation crops).
 """
 from __future__ import annotations
 
@@ -19,18 +20,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datasets.mel_dataset import build_splits
 from models.vocoder_nets import LOG_FLOOR, VOCODER_NETS, build_vocoder_net
 from processors.audio_io import load_mono
 from processors.core.errors import UserError
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
+from processors.inpaint import window_samples
 from processors.metrics import LSD_FLOOR_DB
 from processors.vocoders import istft, stft
-from processors.core.checkpoint_io import save_checkpoint, seed_everything
-from processors.core.config import Config, save_config
-from training.trainer import lr_lambda
+from processors.core.config import Config
+from training.loop import VAL_SEED_SALT, Loop, Task
 
 log = logging.getLogger(__name__)
 FLOOR_DB = LSD_FLOOR_DB     # magnitudes are compared down to 80 dB below each crop's peak, as the evaluation's LSD
@@ -118,90 +118,101 @@ def degli_loss(net, feats: dict, features: Features, generator: torch.Generator,
     return (error / power.sqrt().clamp(min=LOG_FLOOR)).mean()
 
 
-LOSSES: dict[str, Callable] = {"melspec2spec": refiner_loss, "degli": degli_loss}
+NET_LOSSES: dict[str, Callable] = {"melspec2spec": refiner_loss, "degli": degli_loss}
 
 
-def check_run_dirs(cfg: Config) -> tuple[Path, Path]:
-    """The run's checkpoint and log folders; UserError when the checkpoint folder holds a run."""
-    t = cfg.train
-    ckpt_dir, run_dir = Path(t.checkpoints_dir) / cfg.run_name, Path(t.runs_dir) / cfg.run_name
-    if (ckpt_dir / "best.pt").exists():     # written first: even an interrupted run is kept
-        raise UserError(f"{ckpt_dir} already holds a run; start another with --set run_name=NAME")
-    return ckpt_dir, run_dir
+class CropTask(Task):
+    """A net trained on seeded crops of real clips (the vocoders' nets, the reassigned corrector):
+    ``batch(step)`` the batch of step 1.., ``loss(net, batch, generator)`` its loss, validated on
+    the fixed ``val_batch`` every ``train.val_every`` steps and at step 0 (the untrained net).
+    One process on the CPU, as these nets always trained; checkpoints add to the loop's entries
+    ``val_loss`` (the validation loss when written), ``val_loss_start`` and the state of the
+    generator that draws the training noise."""
+
+    validate_first = True
+    distributed = False
+    cpu_only = True
+    run_files = ("last.pt", "best.pt")      # best.pt is written first: even an interrupted run is kept
+    val_batch: object
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.val_loss = self.val_loss_start = float("nan")
+
+    def batch(self, step: int):
+        raise NotImplementedError
+
+    def loss(self, net, batch, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_batches(self, step: int):
+        return (self.batch(s) for s in range(step + 1, self.cfg.train.max_steps + 1))
+
+    def train_step(self, loop: Loop, batch) -> tuple[float, dict]:
+        loss = self.loss(loop.net, batch, self.generator)
+        loop.update("model", loss)
+        return loss.item(), {}
+
+    def validate(self, loop: Loop, writer) -> dict:
+        self.val_loss = self.loss(self.model, self.val_batch, torch.Generator().manual_seed(self.cfg.seed)).item()
+        if loop.step == 0:
+            self.val_loss_start = self.val_loss
+            log.info("%s: validation loss %.4f at step 0 (the untrained net)", self.cfg.run_name, self.val_loss)
+        else:
+            log.info("step %d: validation loss %.4f", loop.step, self.val_loss)
+        return {"val_loss": self.val_loss}
+
+    def state(self) -> dict:
+        return {"val_loss": self.val_loss, "val_loss_start": self.val_loss_start,
+                "train_generator": self.generator.get_state()}
+
+    def restore(self, state: dict) -> None:
+        self.val_loss, self.val_loss_start = state["val_loss"], state["val_loss_start"]
+        self.generator.set_state(state["train_generator"])
+
+    def summary(self, loop: Loop, metrics: dict, seconds: float) -> dict:
+        return {"step": loop.step, "val_loss_start": self.val_loss_start, "val_loss_best": loop.best,
+                "checkpoint": str(loop.ckpt_dir / "best.pt")}
 
 
-def fit_net(cfg: Config, net: torch.nn.Module, batch_at: Callable[[int], object], val_batch: object,
-            loss_fn: Callable, extra_state: dict | None = None) -> dict:
-    """The loop every net trained on crops shares (the vocoders' nets, the learned reassigned
-    inverse): AdamW with the trainer's schedule (training.trainer.lr_lambda), ``batch_at(step)``
-    the batch of step 1.., ``loss_fn(net, batch, generator)`` its loss, validation on the fixed
-    ``val_batch`` every ``train.val_every`` steps and at step 0 (the untrained net), ``best.pt``
-    on a new best and ``last.pt`` at the end (each holds config, weights, step, validation
-    loss and ``extra_state``), ``<runs_dir>/<run>/losses.csv``."""
-    t = cfg.train
-    ckpt_dir, run_dir = check_run_dirs(cfg)
+class VocoderTask(CropTask):
+    """``cfg.vocoder.method``'s net on crops of ``data.crop_frames`` frames; step 0 is the
+    classical vocoder: the nets start as it."""
 
-    def validate() -> float:
-        net.eval()
+    def __init__(self, cfg: Config, device=None, world=None):
+        super().__init__(cfg)
+        v = cfg.vocoder
+        if v.method not in VOCODER_NETS:
+            raise UserError(f"vocoder.method: {v.method!r} has no net to train "
+                            f"(trainable: {', '.join(sorted(VOCODER_NETS))})")
+        self.model = build_vocoder_net(v.method, v.params, cfg.audio)
+        self.what = f"{v.method} net"
+        self.features, self.net_loss = Features(cfg), NET_LOSSES[v.method]
+        self.n_samples = window_samples(cfg)
+
+    def describe(self) -> str:
+        return f"the {self.cfg.vocoder.method} vocoder's net"
+
+    def load_data(self) -> None:
+        cfg, n = self.cfg, self.n_samples
+        splits = build_splits(cfg)
+        self.train = load_waves(splits["train"], cfg.audio.sample_rate, n)
+        val_crops = crop_batch(load_waves(splits["val"], cfg.audio.sample_rate, n), n,
+                               cfg.seed + VAL_SEED_SALT, 0, cfg.data.val_items)
         with torch.no_grad():
-            loss = loss_fn(net, val_batch, torch.Generator().manual_seed(cfg.seed)).item()
-        net.train()
-        return loss
+            self.val_batch = self.features(val_crops)      # fixed crops: their features are computed once
 
-    optimizer = torch.optim.AdamW(net.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    generator = torch.Generator().manual_seed(cfg.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    best = start = val = validate()
-    log.info("%s: validation loss %.4f at step 0 (the untrained net)", cfg.run_name, start)
-    state = lambda step, val: {"config": cfg.to_dict(), "model": net.state_dict(), "step": step, "val_loss": val,
-                               **(extra_state or {})}
-    save_checkpoint(ckpt_dir / "best.pt", state(0, best))
-    with open(run_dir / "losses.csv", "w", buffering=1) as losses:
-        for step in tqdm(range(1, t.max_steps + 1), desc=cfg.run_name, unit="step", dynamic_ncols=True):
-            loss = loss_fn(net, batch_at(step), generator)
-            if not torch.isfinite(loss):
-                raise UserError(f"loss became {loss.item()} at step {step}; try a lower train.lr (now {t.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
-            optimizer.step()
-            schedule.step()
-            losses.write(f"{step},{loss.item():.8g}\n")
-            if step % t.val_every == 0 or step == t.max_steps:
-                val = validate()
-                log.info("step %d: validation loss %.4f", step, val)
-                if val < best:
-                    best = val
-                    save_checkpoint(ckpt_dir / "best.pt", state(step, val))
-    save_checkpoint(ckpt_dir / "last.pt", state(t.max_steps, val))
-    return {"step": t.max_steps, "val_loss_start": start, "val_loss_best": best, "checkpoint": str(ckpt_dir / "best.pt")}
-
-
-def train_vocoder_net(cfg: Config) -> dict:
-    """Train ``cfg.vocoder.method``'s net; returns the final step, losses and paths."""
-    v, t, d = cfg.vocoder, cfg.train, cfg.data
-    if v.method not in VOCODER_NETS:
-        raise UserError(f"vocoder.method: {v.method!r} has no net to train (trainable: {', '.join(sorted(VOCODER_NETS))})")
-    check_run_dirs(cfg)
-    if t.num_threads > 0:
-        torch.set_num_threads(t.num_threads)
-    seed_everything(cfg.seed)
-    net = build_vocoder_net(v.method, v.params, cfg.audio)
-    feats_fn, loss_fn = Features(cfg), LOSSES[v.method]
-    n_samples = (d.crop_frames - 1) * cfg.audio.hop_length
-    splits = build_splits(cfg)
-    train = load_waves(splits["train"], cfg.audio.sample_rate, n_samples)
-    val_crops = crop_batch(load_waves(splits["val"], cfg.audio.sample_rate, n_samples), n_samples,
-                           cfg.seed + 1_000_003, 0, d.val_items)
-    with torch.no_grad():
-        val_feats = feats_fn(val_crops)          # fixed crops: their features are computed once
-
-    def batch_at(step: int) -> dict:
+    def batch(self, step: int) -> dict:
+        b = self.cfg.train.batch_size
         with torch.no_grad():
-            return feats_fn(crop_batch(train, n_samples, cfg.seed, (step - 1) * t.batch_size, t.batch_size))
+            return self.features(crop_batch(self.train, self.n_samples, self.cfg.seed, (step - 1) * b, b))
 
-    # step 0 is the classical vocoder: the nets start as it
-    return fit_net(cfg, net, batch_at, val_feats, lambda n, b, g: loss_fn(n, b, feats_fn, g))
+    def loss(self, net, batch, generator):
+        return self.net_loss(net, batch, self.features, generator)
+
+
+def train_vocoder_net(cfg: Config, resume: dict | None = None) -> dict:
+    """Train ``cfg.vocoder.method``'s net (or continue ``resume``, a ``last.pt``'s state);
+    returns the final step, losses and paths."""
+    return Loop(cfg, VocoderTask, resume).fit()

@@ -14,6 +14,7 @@ Every measurement runs in a fresh (spawned) process, so its peak resident memory
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import multiprocessing
 import resource
 import tempfile
@@ -67,10 +68,14 @@ def _rate(batches, steps: int, batch_size: int, step=lambda b: None) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def _files(cfg) -> list[Path]:
+    """Every file of the config's data, extra roots included (as training reads them)."""
+    return list_files(cfg.data.dataset, [cfg.data.root, *cfg.data.extra_roots])
+
+
 def _setup(cfg, threads: int):
     torch.set_num_threads(threads)
-    files = list_files(cfg.data.dataset, [cfg.data.root])
-    return files, cfg.train.batch_size
+    return _files(cfg), cfg.train.batch_size
 
 
 def data_rate(cfg, source: str, steps: int, threads: int) -> dict:
@@ -92,11 +97,11 @@ def train_rate(cfg, source: str, steps: int, threads: int) -> dict:
     from training.trainer import Trainer
     _setup(cfg, threads)
     trainer = Trainer(cfg)
-    loader = trainer._train_loader()
+    loader = trainer.task.train_batches(trainer.step)
     if source == "synthetic":
         batch = next(iter(loader))
         loader = (batch for _ in range(steps + 1))
-    rate = _rate(loader, steps, cfg.train.batch_size, trainer._train_step)
+    rate = _rate(loader, steps, cfg.train.batch_size, trainer.train_step)
     return {"examples/s": rate, "peak MiB": _peak_mib()}
 
 
@@ -131,12 +136,14 @@ def _in_fresh_process(fn, *args) -> dict:
 
 
 def run_benchmark(cfg, steps: int, threads: int, log=print) -> list[tuple[str, str, dict]]:
-    """Every phase, each in its own process: rows of (group, variant, results)."""
+    """Every phase, each in its own process: rows of (group, variant, results). Works on a copy
+    of ``cfg`` whose cache, runs and checkpoints go to a temporary folder; ``cfg`` is left as it is."""
     rows = []
+    cfg = copy.deepcopy(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         cfg.data.cache_dir = str(Path(tmp) / "cache")
         cfg.train.runs_dir, cfg.train.checkpoints_dir = str(Path(tmp) / "runs"), str(Path(tmp) / "ckpt")
-        files = list_files(cfg.data.dataset, [cfg.data.root])
+        files = _files(cfg)
         start = time.perf_counter()
         fill_cache(files, MelCache(cfg.data.cache_dir, cfg.audio, cfg.data.dataset), desc="cache")
         log(f"filled the cache of {len(files)} files in {time.perf_counter() - start:.1f} s (once)")
