@@ -50,6 +50,20 @@ def test_two_processes_follow_the_single_process_trajectory_through_a_resume(tmp
         torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-5)
 
 
+def test_a_gan_trains_in_two_processes_with_its_adversarial_term_off(tmp_path):
+    """With the adversarial weight at 0 the discriminator's last layer gets no gradient in the
+    generator's step; DDP must not wait for it (it is averaged by the loop itself)."""
+    data = write_ljspeech(tmp_path / "LJSpeech-1.1", n_clips=6)
+    cfg = make_tiny_cfg(data, tmp_path, "model.name=pix2pix", "model.params={}", "train.batch_size=4",
+                        "loss.weights={mse: 1.0, adversarial: 0.0, feature_matching: 0.5}",
+                        "train.max_steps=3", "train.ckpt_every=3")
+    config = tmp_path / "gan.yaml"
+    save_config(cfg, config)
+    run = torchrun(2, "--config", config, "--set", "run_name=gan")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("step=3") == 1
+
+
 def test_global_batch_must_split_over_the_processes(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")

@@ -168,6 +168,11 @@ class Loop:
         # process from rank 0's weights); other groups average theirs in update()
         self.net = self.model
         if self.world.distributed:
+            # DDP must not wait for the other groups' gradients: a GAN's discriminator gets none in
+            # a step whose adversarial weight is 0, and DDP would hang for them at the next step
+            main = {id(p) for p in self.task.param_groups()["model"]}
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                self.model, [n for n, p in self.model.named_parameters() if id(p) not in main])
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         for folder, key in ((self.ckpt_dir, "train.checkpoints_dir"), (self.run_dir, "train.runs_dir")):
