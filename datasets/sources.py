@@ -5,7 +5,6 @@ import hashlib
 import logging
 import math
 from pathlib import Path
-from typing import Callable
 
 from processors.audio_io import AUDIO_EXTENSIONS
 from processors.core.errors import UserError

@@ -29,9 +29,8 @@ def _check(ok: bool, where: str, message: str) -> None:
 
 def validate_model_config(name: str, params: dict, where: str) -> dict:
     """Check ``model.params`` against the model's dataclass; returns them with defaults filled."""
-    if name not in MODELS:
-        raise UserError(f"{where}.name: unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
-    return dataclasses.asdict(from_dict(MODELS[name][1], params, f"{where}.params"))
+    _, params_cls = MODELS.lookup(name, f"{where}.name")
+    return dataclasses.asdict(from_dict(params_cls, params, f"{where}.params"))
 
 
 def check_components(cfg: Config, where: str = "config") -> Config:
@@ -39,11 +38,9 @@ def check_components(cfg: Config, where: str = "config") -> Config:
     inversion, model) is a registered one. Returns a copy whose model, vocoder and reassigned
     net params are complete (their defaults filled in); ``cfg`` is not changed."""
     d, v, rc = cfg.data, cfg.vocoder, cfg.reassigned
-    _check(d.dataset in SOURCES, f"{where}: data.dataset", f"unknown dataset {d.dataset!r} (known: {', '.join(sorted(SOURCES))})")
-    _check(v.method in VOCODERS, f"{where}: vocoder.method",
-           f"unknown vocoder {v.method!r} (known: {', '.join(sorted(VOCODERS))})")
-    _check(v.mel_inverse in MEL_INVERSES, f"{where}: vocoder.mel_inverse",
-           f"unknown Mel inverse {v.mel_inverse!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+    SOURCES.lookup(d.dataset, f"{where}: data.dataset")
+    VOCODERS.lookup(v.method, f"{where}: vocoder.method")
+    MEL_INVERSES.lookup(v.mel_inverse, f"{where}: vocoder.mel_inverse")
     vocoder_params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
     _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
            f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
@@ -51,8 +48,7 @@ def check_components(cfg: Config, where: str = "config") -> Config:
     _check(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
            f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
     check_window(rc, f"{where}: reassigned.window")
-    _check(rc.method in INVERSIONS, f"{where}: reassigned.method",
-           f"unknown inversion {rc.method!r} (known: {', '.join(sorted(INVERSIONS))})")
+    INVERSIONS.lookup(rc.method, f"{where}: reassigned.method")
     net_params = validate_net_params(rc.params, f"{where}: reassigned.params")
     model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),

@@ -98,8 +98,7 @@ class MelInverse(nn.Module):
 
     def __init__(self, audio, method: str = "lstsq"):
         super().__init__()
-        if method not in MEL_INVERSES:
-            raise ValueError(f"unknown Mel inverse {method!r} (known: {', '.join(sorted(MEL_INVERSES))})")
+        MEL_INVERSES.lookup(method, "vocoder.mel_inverse")
         self.method = method
         n_stft = audio.n_fft // 2 + 1
         fb = AF.melscale_fbanks(n_stft, audio.f_min, audio.f_max, audio.n_mels, audio.sample_rate,

@@ -19,7 +19,6 @@ Every method is ``fn(r, rc, seed) -> wave``: r the reassigned spectrogram
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import numpy as np
 

@@ -38,13 +38,13 @@ def main(args) -> int:
     gap_ms = sorted(set(args.gap_ms))
 
     rows, examples = evaluate(files, systems, cfg, gap_ms, args.gaps_per_file, args.seed, args.examples)
-    header = [f"- data: {', '.join(f'`{d}`' for d in args.data)} (split: {args.split}), {len({r['file'] for r in rows})} files scored "
+    header = [f"data: {', '.join(f'`{d}`' for d in args.data)} (split: {args.split}), {len({r['file'] for r in rows})} files scored "
               f"of {len(files)}, {args.gaps_per_file} gap(s) per file and length, seed {args.seed}",
-              f"- checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
-              f"- audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
+              f"checkpoints: {', '.join(f'`{p}`' for p in checkpoints) or 'none'}; baselines: {', '.join(args.baselines)}",
+              f"audio: {cfg.audio.sample_rate} Hz, Mel up to {cfg.audio.f_max:g} Hz; vocoder: "
               f"{', '.join(args.vocoder or [*nets] or [cfg.vocoder.method])} ({cfg.vocoder.n_iter} iterations, "
               f"Mel inverse {cfg.vocoder.mel_inverse})",
-              f"- domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
+              f"domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
               f"{excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds):g} s each side of every gap (cut at the file's ends)"]
     paths = write_report(Path(args.out), rows, examples, [s.name for s in systems], gap_ms, cfg, header)
     print(paths["summary"].read_text())

@@ -1,8 +1,11 @@
 """Fill the gaps of a recording: python scripts/inference.py --input gapped.wav --output filled.wav
 (the shipped speech model; --checkpoint music for songs, or checkpoints/<run>/best.pt)"""
+import typing
+
 import _path  # noqa: F401
 
 from processors.core.cli import parser, run
+from processors.core.config import InferenceConfig
 
 
 def main(args) -> int:
@@ -105,7 +108,7 @@ if __name__ == "__main__":
     p.add_argument("--vocoder-checkpoint", metavar="PATH",
                    help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
     p.add_argument("--figure", help="write a before/after spectrogram PNG here")
-    p.add_argument("--stereo", choices=["downmix", "per_channel"],
+    p.add_argument("--stereo", choices=typing.get_args(typing.get_type_hints(InferenceConfig)["stereo"]),
                    help="a file with several channels: fill the mix and copy it to every channel, or fill each "
                         "channel from its own context (default: the checkpoint's inference.stereo)")
     p.add_argument("--method", choices=["model", "similarity_wave"], default="model",

@@ -42,8 +42,7 @@ def main(args) -> int:
     cfg = load_config(args.config, args.set) if args.config else build_config({"reassigned": {}}, "defaults")
     rc = cfg.reassigned
     if args.method is not None:
-        if args.method not in INVERSIONS:
-            raise UserError(f"--method: unknown inversion {args.method!r} (known: {', '.join(sorted(INVERSIONS))})")
+        INVERSIONS.lookup(args.method, "--method")
         rc = dataclasses.replace(rc, method=args.method)
     if args.iters is not None:
         if args.iters < 0:

@@ -1,1 +1,2 @@
-"""Config, losses, checkpoints and the trainer."""
+"""Training: the one loop and its tasks (inpainters, vocoder nets, the reassigned corrector), losses,
+distributed runs, the full config check; evaluation/ holds benchmarks, baselines and reports."""

@@ -16,24 +16,23 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from datasets.mel_dataset import build_splits
-from models.vocoder_nets import LOG_FLOOR, VOCODER_NETS, build_vocoder_net
+from models.vocoder_nets import VOCODER_NETS, build_vocoder_net
 from processors.audio_io import load_mono
 from processors.core.errors import UserError
+from processors.core.registry import Registry
 from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
 from processors.inpaint import window_samples
 from processors.metrics import LSD_FLOOR_DB
-from processors.vocoders import istft, stft
+from processors.vocoders import LOG_FLOOR, istft, stft
 from processors.core.config import Config
 from training.loop import VAL_SEED_SALT, Loop, Task
 
 log = logging.getLogger(__name__)
-FLOOR_DB = LSD_FLOOR_DB     # magnitudes are compared down to 80 dB below each crop's peak, as the evaluation's LSD
 
 
 def load_waves(files: list[Path], sample_rate: int, min_samples: int) -> list[np.ndarray]:
@@ -89,9 +88,13 @@ class Features(torch.nn.Module):
 
 
 def floored_log(magnitude_log: torch.Tensor, peak_log: torch.Tensor) -> torch.Tensor:
-    return torch.maximum(magnitude_log, peak_log - FLOOR_DB / 20 * math.log(10))
+    return torch.maximum(magnitude_log, peak_log - LSD_FLOOR_DB / 20 * math.log(10))
 
 
+NET_LOSSES = Registry("vocoder net loss")   # vocoder method -> loss(net, feats, features, generator)
+
+
+@NET_LOSSES.register("melspec2spec")
 def refiner_loss(net, feats: dict, features: Features, generator: torch.Generator) -> torch.Tensor:
     """Squared error between the refined and the true log magnitude, both floored 80 dB below
     the peak: the square, because the log-spectral distance it should lower is an RMS."""
@@ -100,6 +103,7 @@ def refiner_loss(net, feats: dict, features: Features, generator: torch.Generato
     return (floored_log(net(feats["mel"], feats["magnitude"]), peak) - floored_log(truth, peak)).pow(2).mean()
 
 
+@NET_LOSSES.register("degli")
 def degli_loss(net, feats: dict, features: Features, generator: torch.Generator,
                snr_db=(-6.0, 12.0)) -> torch.Tensor:
     """Deep Griffin-Lim's training (Masuyama et al. 2019): the true STFT plus complex noise at a
@@ -116,9 +120,6 @@ def degli_loss(net, feats: dict, features: Features, generator: torch.Generator,
     z = features.consistent(y)
     error = (z - net(x, y, z, magnitude) - truth).abs().mean(dim=(-2, -1), keepdim=True)
     return (error / power.sqrt().clamp(min=LOG_FLOOR)).mean()
-
-
-NET_LOSSES: dict[str, Callable] = {"melspec2spec": refiner_loss, "degli": degli_loss}
 
 
 class CropTask(Task):
@@ -188,7 +189,7 @@ class VocoderTask(CropTask):
                             f"(trainable: {', '.join(sorted(VOCODER_NETS))})")
         self.model = build_vocoder_net(v.method, v.params, cfg.audio)
         self.what = f"{v.method} net"
-        self.features, self.net_loss = Features(cfg), NET_LOSSES[v.method]
+        self.features, self.net_loss = Features(cfg), NET_LOSSES.lookup(v.method, "vocoder.method")
         self.n_samples = window_samples(cfg)
 
     def describe(self) -> str:

@@ -173,7 +173,9 @@ class SimilarityConfig:
 @dataclass
 class EvalConfig:
     """How scripts/evaluate.py scores (processors.excerpt_metrics)."""
-    domain: str = "speech"         # 'speech' (PESQ, STOI, PLCMOS, DNSMOS) or 'music' (ViSQOL)
+    # 'speech' (PESQ, STOI, PLCMOS, DNSMOS) or 'music' (ViSQOL): the keys of DOMAIN_METRICS
+    # (processors.excerpt_metrics), checked there by models.build, not a Literal kept in step by hand
+    domain: str = "speech"
     excerpt_seconds: float = 0.0   # whole-signal metrics score this much audio each side of a gap;
                                    # 0 = the domain's default (speech 2 s, music 5 s)
     # whole-signal metrics to run, a subset of the domain's; [] = all of them (each costs CPU:

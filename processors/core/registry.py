@@ -11,6 +11,10 @@ from typing import Any, Callable
 from processors.core.errors import UserError
 
 
+def _identity(obj: Any) -> tuple:
+    return (getattr(obj, "__module__", None), getattr(obj, "__qualname__", obj))
+
+
 class Registry(dict):
     """A dict of named components; ``kind`` names them in errors ('unknown vocoder ...')."""
 
@@ -21,7 +25,8 @@ class Registry(dict):
     def add(self, name: str, obj: Any) -> Any:
         """Register ``obj`` under ``name``; a second, different object under one name is a bug."""
         old = self.get(name)
-        if old is not None and old is not obj and getattr(old, "__qualname__", old) != getattr(obj, "__qualname__", obj):
+        # a module imported again (importlib.reload) re-registers its own definitions: not a clash
+        if old is not None and old is not obj and _identity(old) != _identity(obj):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self[name] = obj
         return obj

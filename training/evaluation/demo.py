@@ -2,6 +2,7 @@
 a corpus, train a small U-Net on it and fill a gap in an unseen clip (minutes)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -27,14 +28,15 @@ from training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
-def prepare_corpus(cfg: Config, out: Path, n_clips: int = 60, seconds: float = 4.0) -> str:
-    """Point the config at LJSPEECH_DIR if set, else at a synthetic corpus under ``out``."""
+def prepare_corpus(cfg: Config, n_clips: int = 60, seconds: float = 4.0) -> tuple[Config, str]:
+    """(``cfg`` pointed at LJSPEECH_DIR if set, a description); else the synthetic corpus is
+    written to ``cfg.data.root`` and ``cfg`` is returned as it is."""
     lj = os.environ.get("LJSPEECH_DIR")
     if lj:
-        cfg.data.dataset, cfg.data.root = "ljspeech", lj
-        return f"LJSpeech-1.1 at {lj}"
+        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset="ljspeech", root=lj)), \
+            f"LJSpeech-1.1 at {lj}"
     make_corpus(cfg.data.root, n_clips, seconds, cfg.audio.sample_rate, seed=cfg.seed)
-    return f"{n_clips} synthetic speech-like clips in {cfg.data.root}"
+    return cfg, f"{n_clips} synthetic speech-like clips in {cfg.data.root}"
 
 
 def pick_gap(wave: np.ndarray, sr: int, gap_ms: float) -> tuple[int, int]:
@@ -107,7 +109,8 @@ def shipped_demo(out: Path, gap_ms: float = 200.0) -> dict:
 def training_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     """Train ``cfg``'s small U-Net on a corpus made under ``out`` and fill a gap in one of its test clips."""
     out.mkdir(parents=True, exist_ok=True)
-    log.info("corpus: %s", prepare_corpus(cfg, out))
+    cfg, corpus = prepare_corpus(cfg)
+    log.info("corpus: %s", corpus)
     last = Path(cfg.train.checkpoints_dir) / cfg.run_name / "last.pt"
     resume = load_checkpoint(last) if last.exists() else None   # a re-run reuses finished training
     summary = Trainer(cfg, resume=resume).fit()

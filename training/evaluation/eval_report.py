@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from processors.core.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import atomic_path
 from processors.excerpt_metrics import GAP_COLUMNS
 
 SUMMARY_DATA = "summary.json"   # the summary as data (summary_document), beside summary.md
@@ -97,9 +96,9 @@ def headline_table(summary: dict, systems: list[str], gap_ms: list[float], metri
 
 
 def summary_document(summary: dict, systems: list[str], gap_ms: list[float], header: list[str]) -> list[dict]:
-    """The summary as data, one table per metric (rows: systems, columns: gap lengths, cells:
-    mean ± 95 % CI): sections ``{"title", "blocks"}``, the first the page's title, each block
-    ``{"p": text}``, ``{"list": [item]}`` or ``{"table": {"head", "right", "rows"}}``; text may
+    """The summary as data: ``header`` (the run's description, list items) first, then one
+    table per metric (rows: systems, columns: gap lengths, cells: mean ± 95 % CI): sections
+    ``{"title", "blocks"}``, the first the page's title, each block ``{"p": text}``, ``{"list": [item]}`` or ``{"table": {"head", "right", "rows"}}``; text may
     hold `code` spans. summary.md (:func:`markdown`) and the HTML report render from it."""
     metrics = metrics_in(summary)
     intro = ("Gap metrics (LSD, Mel MSE, Mel SNR) score the frames centred inside the gap, computed "
@@ -107,8 +106,7 @@ def summary_document(summary: dict, systems: list[str], gap_ms: list[float], hea
              f"{', '.join(METRICS[m][0].split(' on ')[0] for m in metrics if m not in GAP_COLUMNS)} are scored "
              "on the excerpt around the gap (the same seconds of audio for every system). Cells: mean ± 95 % "
              "confidence interval (t-interval) over the scored gaps; ↓ lower is better, ↑ higher is better.")
-    items = [line[2:] if line.startswith("- ") else line for line in header]
-    sections = [{"title": "Gap-filling evaluation", "blocks": ([{"list": items}] if items else []) + [{"p": intro}]},
+    sections = [{"title": "Gap-filling evaluation", "blocks": ([{"list": header}] if header else []) + [{"p": intro}]},
                 headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
     for m in metrics:
         title, higher, digits = METRICS[m]

@@ -161,13 +161,11 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
                                 "evaluate checkpoints with different settings separately")
     if not models and not baselines:
         raise UserError("nothing to evaluate: give a --checkpoint or at least one baseline")
-    unknown = [b for b in baselines if b not in BASELINES]
-    if unknown:
-        raise UserError(f"unknown baseline {unknown[0]!r} (known: {', '.join(sorted(BASELINES))})")
+    for b in baselines:
+        BASELINES.lookup(b, "--baselines")
     methods = list(dict.fromkeys(vocoders or ([*nets] if nets else [cfg.vocoder.method])))
-    unknown = [m for m in methods if m not in VOCODERS]
-    if unknown:
-        raise UserError(f"--vocoder {unknown[0]!r}: unknown vocoder method (known: {', '.join(sorted(VOCODERS))})")
+    for m in methods:
+        VOCODERS.lookup(m, "--vocoder")
     mel_fn = MelSpectrogram(cfg.audio)
     systems = []
     for method in methods:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 import shutil
@@ -32,6 +33,7 @@ from training.evaluation.eval_report import (METRICS, SUMMARY_DATA, markdown, pl
 from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
 from training.evaluation.report_html import SPEC_PX, page_html
 
+log = logging.getLogger(__name__)
 MANIFEST = "report/examples.json"
 PAGE = "report.html"
 SCORE_KEYS = (*METRICS, "skipped")
@@ -168,6 +170,9 @@ def build_report(out: Path, title: str | None = None) -> Path:
     manifest = load_manifest(out)
     draw_spectrograms(manifest, out / "report")
     summary = out / SUMMARY_DATA
+    if not summary.is_file() and (out / "summary.md").is_file():
+        log.warning("%s has summary.md but no %s (evaluations before it was written): the page has no "
+                    "summary tables; re-run scripts/evaluate.py to add them", out, SUMMARY_DATA)
     plot = out / "plots" / "metrics_vs_gap.png"
     page = page_html(title or f"Listening report: {out.resolve().name}", manifest,
                      json.loads(summary.read_text(encoding="utf-8")) if summary.is_file() else None,

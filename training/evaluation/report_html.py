@@ -79,7 +79,7 @@ def _block(block: dict) -> str:
 
 
 def summary_html(document: list[dict]) -> str:
-    """The evaluation's summary (training.eval_report.summary_document) as HTML, one <section>
+    """The evaluation's summary (training.evaluation.eval_report.summary_document) as HTML, one <section>
     per section so the tables can sit side by side; the page's own title is its only <h1>."""
     sections = []
     for i, section in enumerate(document):

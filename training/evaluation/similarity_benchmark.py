@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-import zlib
 
 import numpy as np
 import torch
 
 from processors.audio_io import read_audio, to_mono
+from processors.gaps import sample_gaps
 from processors.mel import MelSpectrogram
 from processors.similarity import find_match
 from processors.similarity_fill import model_frames, similarity_wave_fill, song_search
@@ -29,14 +29,13 @@ def benchmark_similarity(path, cfg, gap_s: list[float], count: int, seed: int = 
     """
     samples, sr = read_audio(path)
     mel_fn = MelSpectrogram(cfg.audio)
-    rng = np.random.default_rng([seed, zlib.crc32(str(path).encode())])
     rows = []
     analysis = []
     for g in gap_s:
         n = round(g * sr)
         searches, fills, scores = [], [], []
-        for _ in range(count):
-            s = int(rng.integers(sr * 2, len(samples) - n - sr * 2))
+        # 2 s of context on each side of every gap: a window of n + 4 s centred on it
+        for s, _ in sample_gaps(len(samples), n, n + 4 * sr, count, seed, str(path)):
             gapped = samples.copy()
             gapped[s:s + n] = 0
             ms, search = _ms(lambda: song_search(to_mono(gapped), sr, [(s, s + n)], cfg, mel_fn))
