@@ -275,7 +275,7 @@ def test_evaluation_gets_one_row_per_vocoder_for_every_mel_system(tiny_cfg, tmp_
     rows, _ = evaluate([tmp_path / "clips" / "a.wav"], systems, tiny_cfg, [50.0], 1, seed=0)
     lsd = {r["system"]: r["lsd_db"] for r in rows}
     assert all(lsd[f"oracle@{m}"] < lsd["zero"] for m in methods)
-    with pytest.raises(UserError, match="--vocoder 'wavenet'"):
+    with pytest.raises(UserError, match="--vocoder: unknown vocoder 'wavenet'"):
         build_systems([], tiny_cfg, ["oracle"], ["wavenet"])
 
 
