@@ -329,13 +329,13 @@ class Loop:
             raise UserError(f"{which} became {loss.item()} at step {self.step + 1}; try a lower train.lr "
                             f"(now {self.cfg.train.lr}) or train.grad_clip")
         optimizer, scaler = self.optimizers[group], self.scalers[group]
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()             # both are no-ops unless train.amp is 'fp16'
         if group != "model":                      # DDP averaged the main group's gradients already
-            average_gradients([p for g in optimizer.param_groups for p in g["params"]], self.world)
+            average_gradients(params, self.world)
         if self.cfg.train.grad_clip > 0:
             scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         scaler.step(optimizer)
         scaler.update()
