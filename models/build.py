@@ -13,7 +13,7 @@ from models import fc, mae, pix2pix, unet  # noqa: F401  (registration side effe
 from models.reassigned_net import validate_net_params
 from models.registry import MODELS, Inpainter
 from models.vocoder_nets import VOCODERS, validate_vocoder_params
-from processors.core.checkpoint_io import CheckpointMismatch, load_resolved, weights_mismatch
+from processors.core.checkpoint_io import CheckpointMismatch, config_changes, load_resolved, weights_mismatch
 from processors.core.config import Config, from_dict, parse_config
 from processors.core.errors import UserError
 from processors.excerpt_metrics import DOMAIN_METRICS
@@ -60,6 +60,27 @@ def build_model(cfg: Config) -> Inpainter:
     """The inpainter named by ``cfg.model.name`` with its params, for ``cfg``'s audio and crop sizes."""
     cls, params_cls = MODELS.lookup(cfg.model.name, "model.name")
     return cls(params_cls(**cfg.model.params), n_mels=cfg.audio.n_mels, n_frames=cfg.data.crop_frames)
+
+
+def load_initial_weights(model: Inpainter, cfg: Config, name: str, key: str = "train.init_from") -> None:
+    """Put the weights of checkpoint ``name`` (a path or a shipped model's name) into ``model``,
+    built for ``cfg``: fine-tuning. The checkpoint must hold the same model, architecture
+    and audio settings; anything else (recipe, data, masks) may differ. Each problem is a
+    one-line UserError that starts with ``key``."""
+    try:
+        path, state = load_resolved(name)
+    except UserError as exc:
+        raise UserError(f"{key}: {exc}") from None
+    theirs = state.get("config", {}).get("model", {}).get("name")
+    if theirs != cfg.model.name:
+        raise UserError(f"{key}: {path} holds a {theirs!r} model, not a {cfg.model.name!r} one")
+    audio = config_changes(state["config"].get("audio", {}), dataclasses.asdict(cfg.audio), "audio.")
+    if audio:
+        raise UserError(f"{key}: {path} was trained on other audio settings ({audio[0]})")
+    problem = weights_mismatch(model, state["model"])
+    if problem:
+        raise UserError(f"{key}: {path} does not fit this {cfg.model.name} model ({problem})")
+    model.load_state_dict(state["model"])         # a shipped model's fp16 weights become float32 here
 
 
 def load_inpainter(path: str | Path):

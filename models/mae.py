@@ -20,7 +20,6 @@ Two masking modes (``mask_mode``):
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,8 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import Inpainter, register
-from processors.core.checkpoint_io import config_changes, load_checkpoint, weights_mismatch
-from processors.core.errors import UserError
 
 MASK_MODES = ("gap", "random_patches")
 
@@ -48,7 +45,6 @@ class MAEParams:
     mlp_ratio: float = 4.0
     mask_mode: str = "gap"      # 'gap' (inpainting) or 'random_patches' (pre-training)
     mask_ratio: float = 0.75    # random_patches: share of patches hidden
-    init_from: str = ""         # checkpoint of an MAE run to start a fresh run from (fine-tuning)
 
     def __post_init__(self):
         """Impossible values: ValueError('key: why'), which the config loader names in full."""
@@ -234,25 +230,3 @@ class MAEInpainter(Inpainter):
         mask = patches_to_bins(hidden, self.patch, self.grid, self.shape)
         # the encoder never reads hidden bins, so the hole's fill value does not matter: 0
         return {**batch, "mask": mask, "masked": target * (1 - mask)}
-
-    def warm_start(self, cfg) -> None:
-        """Start from the weights of another MAE run (``model.params.init_from``), e.g. a
-        pre-training: same architecture and audio settings, any masking mode."""
-        path = self.params.init_from
-        if not path:
-            return
-        key = "model.params.init_from"
-        try:
-            state = load_checkpoint(path)
-        except UserError as exc:
-            raise UserError(f"{key}: {exc}") from None
-        name = state["config"].get("model", {}).get("name")
-        if name != self.registry_name:
-            raise UserError(f"{key}: {path} holds a {name!r} model, not an MAE")
-        audio = config_changes(state["config"].get("audio", {}), dataclasses.asdict(cfg.audio), "audio.")
-        if audio:
-            raise UserError(f"{key}: {path} was trained on other audio settings ({audio[0]})")
-        problem = weights_mismatch(self, state["model"])
-        if problem:
-            raise UserError(f"{key}: {path} does not fit this MAE ({problem})")
-        self.load_state_dict(state["model"])

@@ -56,10 +56,6 @@ class Inpainter(nn.Module):
         to train on a mask of the model's own choosing. Validation never calls it."""
         return batch
 
-    def warm_start(self, cfg) -> None:
-        """Load initial weights named in the params (fresh runs only, not on resume);
-        a missing or unfit file is a UserError naming the key."""
-
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimiser. ``"model"`` is trained on the configured loss; every
         other group on its own loss from :meth:`aux_losses`, with its own optimiser."""

@@ -15,7 +15,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
-from processors.similarity_fill import song_guide, song_search
+from processors.similarity_fill import similarity_wave_fill, song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
 # the lower rate) lets the gap's zeros reach, in units of the lower rate's samples
@@ -89,7 +89,9 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     waveform at the model's rate and which of its samples lie in a gap; its fill is faded
     in and out over ``inference.crossfade_ms`` unless the vocoder ``joins_context``. A model
     that ``takes_guide`` also gets each window's similarity guide, searched over the whole
-    recording (its Mel is computed once; each gap adds one search). With
+    recording (its Mel is computed once; each gap adds one search), and with
+    ``inference.guide_detail`` its fill keeps the matched stretch's fine structure under
+    the model's Mel envelope (the vocoder's ``detail``). With
     ``inference.stereo: per_channel`` every channel is filled on its own. Returns
     the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
@@ -113,6 +115,12 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     # a fill that continues the context needs no fade; a fade from the silent gap would dim its edges
     fade = 0 if getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
+    copied = None
+    if search is not None and cfg.inference.guide_detail:
+        if not getattr(vocoder, "takes_detail", False):
+            raise UserError(f"inference.guide_detail: the {cfg.vocoder.method} vocoder cannot keep a copy's "
+                            f"detail; use context_griffinlim (or set inference.guide_detail=false)")
+        copied = similarity_wave_fill(mono, sr, gaps, cfg, mel_fn, search)[0]
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
         context = window_wave(mono, sr, win, cfg)
@@ -133,7 +141,10 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
             extra["guide"] = torch.from_numpy(guide)[None]
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
         # context vocoders keep the true audio around the hole and the frames clear of it
-        wave = vocoder(pred, context, hole).numpy()
+        if copied is None:
+            wave = vocoder(pred, context, hole).numpy()
+        else:
+            wave = vocoder(pred, context, hole, detail=window_wave(copied, sr, win, cfg)).numpy()
         wave = resample(wave, a.sample_rate, sr)
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]

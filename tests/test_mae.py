@@ -6,6 +6,7 @@ import torch
 
 from conftest import ROOT, make_tiny_cfg
 from models import build_model
+from models.build import load_initial_weights
 from models.mae import patch_grid, patch_mask_from_bins, patches_to_bins, random_patch_mask
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import save_checkpoint
@@ -157,8 +158,8 @@ def save_mae(path, cfg, model):
 def test_init_from_loads_the_pretrained_weights(tiny_cfg, tmp_path):
     pre, pre_cfg = mae(tiny_cfg, seed=1, mask_mode="random_patches")
     path = save_mae(tmp_path / "pre.pt", pre_cfg, pre)
-    model, cfg = mae(tiny_cfg, seed=2, init_from=str(path))
-    model.warm_start(cfg)
+    model, cfg = mae(tiny_cfg, seed=2)
+    load_initial_weights(model, cfg, str(path))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), pre.state_dict().values()))
 
 
@@ -173,11 +174,11 @@ def test_unusable_init_from_is_a_one_line_error(tiny_cfg, tmp_path, problem):
     elif problem == "other_audio":
         other = mae_cfg(tiny_cfg, "audio.f_max=7000")
         save_mae(path, other, build_model(other))
-    model, cfg = mae(tiny_cfg, init_from=str(path))
+    model, cfg = mae(tiny_cfg)
     with pytest.raises(UserError) as err:
-        model.warm_start(cfg)
+        load_initial_weights(model, cfg, str(path))
     message = str(err.value)
-    assert message.startswith("model.params.init_from: ") and "\n" not in message
+    assert message.startswith("train.init_from: ") and "\n" not in message
 
 
 def test_trainer_starts_from_init_from_and_trains_both_modes(tmp_path, ljspeech_dir):
@@ -186,7 +187,7 @@ def test_trainer_starts_from_init_from_and_trains_both_modes(tmp_path, ljspeech_
     summary = Trainer(pre_cfg).fit()
     assert summary["step"] == 2 and summary["val_mse"] == summary["val_mse"]     # finite, not nan
     best = tmp_path / "checkpoints" / "pre" / "best.pt"
-    fine_cfg = mae_cfg(tiny, "run_name=fine", "train.max_steps=2", init_from=str(best))
+    fine_cfg = mae_cfg(tiny, "run_name=fine", "train.max_steps=2", f"train.init_from={best}")
     trainer = Trainer(fine_cfg)
     saved = torch.load(best, weights_only=False)["model"]
     assert all(torch.equal(v, saved[k]) for k, v in trainer.model.state_dict().items())

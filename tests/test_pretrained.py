@@ -2,6 +2,8 @@
 and what a user sees when the file is missing or damaged."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from processors.inpaint import inpaint_audio
 from processors.mel import MelSpectrogram
 from models.vocoder_nets import build_vocoder
 from processors.core.checkpoint_io import PRETRAINED_DIR
-from models.build import load_inpainter
+from models.build import build_model, load_inpainter, load_initial_weights
 from training.evaluation.demo import DEMO_CLIP, pick_gap
 from training.evaluation.evaluate import build_systems
 from training.evaluation.scoring import score_gap, with_eval
@@ -74,3 +76,16 @@ def test_inference_without_a_checkpoint_uses_the_shipped_speech_model(tmp_path):
     assert "filled 1 gap(s): 1.500-1.700 s" in result.stdout
     filled, _ = sf.read(tmp_path / "filled.wav", dtype="float32")
     assert np.abs(filled[int(1.5 * sr):int(1.7 * sr)]).max() > 0.01          # the gap holds sound now
+
+
+def test_a_run_can_start_from_the_shipped_weights():
+    # fine-tuning on one's own speaker: train.init_from names the shipped model like --checkpoint does
+    shipped, cfg = load_inpainter("speech")
+    torch.manual_seed(1)
+    fresh = build_model(cfg)
+    load_initial_weights(fresh, cfg, "speech")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), shipped.state_dict().values()))
+    # same model, other audio settings: refused in one line
+    other = dataclasses.replace(cfg, audio=dataclasses.replace(cfg.audio, n_mels=64))
+    with pytest.raises(UserError, match=r"^train.init_from: .*other audio settings \(audio.n_mels: 80 -> 64\)$"):
+        load_initial_weights(build_model(other), other, "speech")

@@ -1,12 +1,15 @@
 """The similarity fills on whole recordings: waveform copy (stereo), Mel guide, inference."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import ROOT
 from models.classical import SimilarityMelFill, linear_interpolation
+from processors.core.errors import UserError
 from processors.inpaint import inpaint_audio, locate, window_mels
 from processors.mel import MelSpectrogram
 from processors.similarity_fill import refine_lag, similarity_wave_fill
@@ -103,3 +106,36 @@ def test_mel_similarity_fill_uses_the_guide_and_falls_back_without_one(cfg):
     masked[..., 6:] = 0.5
     out = SimilarityMelFill()(masked, mask, torch.zeros(1, 2, 8, 10))          # no match: interpolation
     assert torch.allclose(out, torch.full_like(out, 0.5))
+
+
+def test_guide_detail_keeps_the_copied_bar_that_a_mel_inverse_blurs(cfg):
+    # SimilarityMelFill stands in for a guided model whose Mel agrees with the copy: with
+    # guide_detail the fill is the copied bar's own samples; without, Griffin-Lim from a Mel
+    # inverse, whose phase is not the song's
+    clean = bars(20.0)[:, 0]
+    gap = (int(11.0 * RATE), int(12.0 * RATE))
+    gapped = clean.copy()
+    gapped[gap[0]:gap[1]] = 0
+    mel_fn, vocoder = MelSpectrogram(cfg.audio), build_vocoder(cfg)
+    detail_cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, guide_detail=True))
+    plain, _ = inpaint_audio(gapped, RATE, [gap], SimilarityMelFill(), cfg, mel_fn, vocoder)
+    kept, _ = inpaint_audio(gapped, RATE, [gap], SimilarityMelFill(), detail_cfg, mel_fn, vocoder)
+    keep = outside(len(clean), [gap])
+    assert np.array_equal(kept[keep], gapped[keep])
+
+    def snr(x):
+        middle = slice(gap[0] + RATE // 10, gap[1] - RATE // 10)
+        return 10 * np.log10(np.sum(clean[middle] ** 2) / np.sum((x[middle] - clean[middle]) ** 2))
+    assert snr(kept) > 20 and snr(plain) < 5
+
+
+def test_guide_detail_needs_a_context_vocoder_and_leaves_the_baselines_alone(cfg):
+    from training.evaluation.evaluate import build_systems
+    detail_cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, guide_detail=True))
+    clean = bars(12.0)[:, 0]
+    gap = (int(5.05 * RATE), int(5.55 * RATE))
+    gl_cfg = dataclasses.replace(detail_cfg, vocoder=dataclasses.replace(cfg.vocoder, method="griffinlim"))
+    with pytest.raises(UserError, match=r"^inference.guide_detail: the griffinlim vocoder cannot"):
+        inpaint_audio(clean, RATE, [gap], SimilarityMelFill(), gl_cfg, MelSpectrogram(cfg.audio), build_vocoder(gl_cfg))
+    systems = build_systems([("model", SimilarityMelFill(), detail_cfg)], detail_cfg, ["similarity_mel", "linear"])
+    assert [s.cfg.inference.guide_detail for s in systems] == [True, False, False]

@@ -14,8 +14,8 @@ from processors.gaps import gap_frames
 from processors.inpaint import inpaint_audio
 from processors.mel import MEL_INVERSES, MelInverse, MelSpectrogram, normalised_to_amplitude
 from models.vocoder_nets import VOCODERS, build_vocoder
-from processors.vocoders import (PHASE_INITS, ContextGriffinLim, context_griffin_lim, initial_phase, known_frames, stft,
-                                 unknown_span)
+from processors.vocoders import (PHASE_INITS, ContextGriffinLim, context_griffin_lim, detail_start, initial_phase,
+                                 known_frames, mel_gain_to_linear, stft, unknown_span)
 from processors.core.config import AudioConfig, Config, VocoderConfig
 from training.configure import load_config
 
@@ -316,3 +316,25 @@ def test_benchmark_script_skips_without_data(tmp_path):
     from conftest import run_script
     proc = run_script("benchmark_vocoder.py", "--data", tmp_path / "absent")
     assert proc.returncode == 0 and "skipped" in proc.stdout, proc.stderr
+
+
+# --------------------------------------------------------------------------- a copy's detail
+
+def test_detail_start_keeps_the_detail_where_the_mels_agree_and_moves_it_where_they_do_not():
+    fb = MelInverse(TINY).fb                                     # (F, n_mels)
+    torch.manual_seed(0)
+    spec = torch.randn(fb.shape[0], 7, dtype=torch.cfloat)
+    detail_mel = torch.rand(TINY.n_mels, 7)
+    span = TINY.max_db - TINY.min_db
+    assert torch.equal(detail_start(detail_mel + 2.9 / span, detail_mel, spec, fb, span), spec)  # within 3 dB
+    louder = detail_start(detail_mel + 10.0 / span, detail_mel, spec, fb, span)
+    assert torch.allclose(louder, spec * 10 ** (7.0 / 20), rtol=1e-4)   # 10 dB, less the dead zone, every bin
+
+
+def test_mel_gain_to_linear_spreads_band_gains_over_their_bins():
+    fb = MelInverse(dataclasses.replace(TINY, f_max=6000.0)).fb
+    gain = torch.arange(TINY.n_mels, dtype=torch.float32)[:, None].repeat(1, 3)
+    lin = mel_gain_to_linear(gain, fb)
+    assert lin.shape == (fb.shape[0], 3)
+    assert (torch.diff(lin[:, 0]) >= -1e-4).all()                       # rising bands -> rising bins
+    assert torch.allclose(lin[-1], lin[int(6000 / 8000 * (fb.shape[0] - 1)) - 1], atol=1.0)  # past f_max: the top band's

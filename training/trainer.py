@@ -5,10 +5,11 @@
 
 No per-model branches: the inpainter's optional hooks (``models.registry.Inpainter``)
 say what differs. ``training_batch`` may rewrite a batch (an MAE's random patch mask),
-``warm_start`` loads initial weights, ``param_groups`` gives each group its own AdamW
-and schedule (a GAN's generator and discriminator), ``model_terms`` adds weighted terms
-to the main loss and ``aux_losses`` gives the other groups theirs. Training items are a
-pure function of (seed, item index), so a resumed run sees the same batches.
+``param_groups`` gives each group its own AdamW and schedule (a GAN's generator and
+discriminator), ``model_terms`` adds weighted terms to the main loss and ``aux_losses``
+gives the other groups theirs. ``train.init_from`` starts a new run from another
+checkpoint's weights (fine-tuning). Training items are a pure function of (seed, item
+index), so a resumed run sees the same batches.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from datasets.guided import build_crops
 from datasets.mel_cache import MelCache
 from datasets.mel_dataset import build_splits, compute_mels
-from models import build_model
+from models.build import build_model, load_initial_weights
 from models.classical import linear_interpolation
 from models.vocoder_nets import build_vocoder
 from processors.core.config import Config
@@ -49,7 +50,8 @@ class InpainterTask(Task):
         return self.model.param_groups()
 
     def warm_start(self) -> None:
-        self.model.warm_start(self.cfg)              # e.g. fine-tuning from a pre-trained MAE
+        if self.cfg.train.init_from:                 # fine-tuning: a pre-trained MAE, a shipped model
+            load_initial_weights(self.model, self.cfg, self.cfg.train.init_from)
 
     def load_data(self) -> None:
         cfg, d = self.cfg, self.cfg.data

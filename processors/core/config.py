@@ -109,6 +109,9 @@ class TrainConfig:
     num_threads: int = 0           # torch CPU threads; 0 = torch default
     amp: Literal["off", "bf16", "fp16"] = "off"            # mixed precision (fp16 needs CUDA)
     compile: bool = False          # torch.compile the model (slow start, faster steps on GPU)
+    # an inpainter's weights to start a new run from (fine-tuning): a checkpoint of the same
+    # model and audio settings, or a shipped model's name ('speech', 'music'); ignored on --resume
+    init_from: str = ""
     runs_dir: str = "runs"         # TensorBoard logs go to <runs_dir>/<run_name>
     checkpoints_dir: str = "checkpoints"
 
@@ -158,6 +161,10 @@ class InferenceConfig:
     # a file with several channels: 'downmix' fills the mono mix and copies it to every channel;
     # 'per_channel' fills each channel from its own context (and its own guide): stereo stays stereo
     stereo: Literal["downmix", "per_channel"] = "downmix"
+    # a model that takes the similarity guide: its fill keeps the fine structure (harmonics,
+    # transients, phase) of the matched stretch's samples under the model's Mel envelope
+    # (processors.vocoders.detail_start), instead of the Mel inverse's smooth magnitude
+    guide_detail: bool = False
 
 
 @dataclass

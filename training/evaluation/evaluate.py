@@ -9,6 +9,7 @@ gap (see training.evaluation.scoring).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -176,7 +177,10 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
             c = with_vocoder(c, method, nets)
             systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder),
                                   getattr(model, "takes_guide", False)))
-        systems += [System(b + (tag if b in VOCODED_BASELINES else ""), mcfg, BASELINES[b](mcfg, mel_fn, vocoder),
+        # a checkpoint's inference.guide_detail is its own output stage, not the baselines':
+        # similarity_mel (a guided Mel fill) would otherwise turn into similarity_wave
+        bcfg = dataclasses.replace(mcfg, inference=dataclasses.replace(mcfg.inference, guide_detail=False))
+        systems += [System(b + (tag if b in VOCODED_BASELINES else ""), bcfg, BASELINES[b](bcfg, mel_fn, vocoder),
                            b in WHOLE_RECORDING_BASELINES)
                     for b in baselines if b in VOCODED_BASELINES or method == methods[0]]
     return systems
