@@ -28,7 +28,7 @@ import torchaudio.transforms as T
 from torch import nn
 
 from processors.core.registry import Registry
-from processors.mel import MelInverse, MelSpectrogram, normalised_to_amplitude
+from processors.mel import MelInverse, amplitude_to_normalised, normalised_to_amplitude
 
 VOCODERS = Registry("vocoder")   # name -> builder(audio config, vocoder config) -> nn.Module
 vocoder = VOCODERS.register
@@ -159,18 +159,20 @@ def mel_gain_to_linear(gain_db: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
     return ((fb @ gain_db) / weight.clamp(min=1e-12)[:, None])[nearest]
 
 
-def detail_start(norm_mel: torch.Tensor, detail_mel: torch.Tensor, detail_spec: torch.Tensor,
-                 fb: torch.Tensor, span_db: float, dead_zone_db: float = DETAIL_DEAD_ZONE_DB) -> torch.Tensor:
+def detail_start(norm_mel: torch.Tensor, detail_spec: torch.Tensor, fb: torch.Tensor, min_db: float,
+                 max_db: float, dead_zone_db: float = DETAIL_DEAD_ZONE_DB) -> torch.Tensor:
     """The detail's complex STFT (F, L), each bin scaled by the dB gain that takes the
-    detail's Mel (``detail_mel``, normalised, (n_mels, L)) to the predicted one (``norm_mel``),
-    gains within ``dead_zone_db`` of 0 left out: the predicted envelope over the detail's
-    harmonics, transients and phase. ``span_db``: max_db - min_db of the normalisation.
+    detail's own Mel (fb (F, n_mels) applied to its magnitude, as processors.mel computes it)
+    to the predicted one (``norm_mel``, normalised, (n_mels, L)), gains within
+    ``dead_zone_db`` of 0 left out: the predicted envelope over the detail's harmonics,
+    transients and phase. ``min_db``, ``max_db``: the normalisation's.
 
     Why: a Mel inverse has no harmonics above a few hundred Hz, so Griffin-Lim from it sounds
     smooth; a copy from elsewhere in the song has them, right where the song repeats, and
     the model's envelope corrects it where it does not.
     """
-    gain = (norm_mel - detail_mel) * span_db
+    detail_mel = amplitude_to_normalised(fb.T @ detail_spec.abs(), min_db, max_db)
+    gain = (norm_mel - detail_mel) * (max_db - min_db)
     gain = torch.sign(gain) * (gain.abs() - dead_zone_db).clamp(min=0.0)
     return detail_spec * 10.0 ** (mel_gain_to_linear(gain, fb) / 20.0)
 
@@ -255,7 +257,6 @@ class ContextGriffinLim(nn.Module):
         self.joins_context = hold_samples          # every sample outside the hole is the context's
         self.inverse_mel = MelInverse(audio, mel_inverse)
         self.refiner, self.denoiser = refiner, denoiser
-        self.mel = MelSpectrogram(audio)                  # the detail's own Mel
         self.register_buffer("window", torch.hann_window(audio.win_length))
 
     def linear_magnitude(self, norm_mel: torch.Tensor) -> torch.Tensor:
@@ -290,9 +291,8 @@ class ContextGriffinLim(nn.Module):
             magnitude = (self.linear_magnitude(norm_mel)[:, lo:hi] if self.refiner is not None
                          else self.linear_magnitude(norm_mel[:, lo:hi]))
         else:
-            detail = detail.float()
-            shaped = detail_start(norm_mel[:, lo:hi], self.mel(detail)[:, lo:hi],
-                                  stft(detail, a, self.window)[:, lo:hi], self.inverse_mel.fb, a.max_db - a.min_db)
+            shaped = detail_start(norm_mel[:, lo:hi], stft(detail.float(), a, self.window)[:, lo:hi],
+                                  self.inverse_mel.fb, a.min_db, a.max_db)
             truth, init = torch.where(known[lo:hi][None, :], truth, shaped), "own"
             magnitude = truth.abs()
         spec = context_griffin_lim(
