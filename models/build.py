@@ -62,11 +62,12 @@ def build_model(cfg: Config) -> Inpainter:
     return cls(params_cls(**cfg.model.params), n_mels=cfg.audio.n_mels, n_frames=cfg.data.crop_frames)
 
 
-def load_initial_weights(model: Inpainter, cfg: Config, name: str, key: str = "train.init_from") -> None:
+def load_initial_weights(model: Inpainter, cfg: Config, name: str) -> None:
     """Put the weights of checkpoint ``name`` (a path or a shipped model's name) into ``model``,
     built for ``cfg``: fine-tuning. The checkpoint must hold the same model, architecture
     and audio settings; anything else (recipe, data, masks) may differ. Each problem is a
-    one-line UserError that starts with ``key``."""
+    one-line UserError that names ``train.init_from``, the key that asks for it."""
+    key = "train.init_from"
     try:
         path, state = load_resolved(name)
     except UserError as exc:

@@ -34,8 +34,8 @@ VOCODERS = Registry("vocoder")   # name -> builder(audio config, vocoder config)
 vocoder = VOCODERS.register
 PHASE_INITS = ("random", "copy", "advance", "own")
 # detail_start ignores Mel gains within this many dB: where model and copy agree the copy is
-# kept as it is (chosen on the music model's validation tracks: 1 and 3 s gaps, ViSQOL up
-# 0.02-0.06 over no dead zone without costing gap LSD; 6 dB and more cost LSD)
+# kept as it is (chosen on the music model's validation tracks, 1 and 3 s gaps: ViSQOL up
+# 0.02-0.06 over no dead zone, gap LSD no worse than vocoding from the Mel; 6 dB and more cost LSD)
 DETAIL_DEAD_ZONE_DB = 3.0
 LOG_FLOOR = 1e-5   # the learned nets see magnitudes as log(m + LOG_FLOOR)
 
