@@ -15,6 +15,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
+from processors.lpc import SPEECH_CONTEXT_MS, SPEECH_ORDER_MS, lpc_edges
 from processors.similarity_fill import similarity_wave_fill, song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
@@ -91,7 +92,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     that ``takes_guide`` also gets each window's similarity guide, searched over the whole
     recording (its Mel is computed once; each gap adds one search), and with
     ``inference.guide_detail`` its fill keeps the matched stretch's fine structure under
-    the model's Mel envelope (the vocoder's ``detail``). With
+    the model's Mel envelope (the vocoder's ``detail``). With ``inference.lpc_hold_ms`` /
+    ``lpc_fade_ms`` the fill's edges are the context's linear prediction (processors.lpc.lpc_edges). With
     ``inference.stereo: per_channel`` every channel is filled on its own. Returns
     the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
@@ -112,8 +114,12 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     n = window_samples(cfg)
     # resampling smears a gap's zeros a few samples into its context: those are not true audio
     smear = 0 if sr == a.sample_rate else math.ceil(RESAMPLE_REACH * max(1.0, a.sample_rate / sr))
-    # a fill that continues the context needs no fade; a fade from the silent gap would dim its edges
-    fade = 0 if getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
+    hold, lpc_fade = (round(ms * sr / 1000) for ms in (cfg.inference.lpc_hold_ms, cfg.inference.lpc_fade_ms))
+    # a fill that continues the context (a context vocoder's, or LPC's at its edges) needs no
+    # fade; a fade from the silent gap would dim its edges
+    joins = getattr(vocoder, "joins_context", False) or hold + lpc_fade > 0
+    fade = 0 if joins else int(cfg.inference.crossfade_ms * sr / 1000)
+    n_ctx, order = round(SPEECH_CONTEXT_MS * sr / 1000), round(SPEECH_ORDER_MS * sr / 1000)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
     copied = None
     if search is not None and cfg.inference.guide_detail:
@@ -149,6 +155,9 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]
         piece[:len(avail)] = avail
+        if hold + lpc_fade > 0:
+            piece = lpc_edges(piece, mono[max(0, s - n_ctx):s], mono[e:e + n_ctx], hold, lpc_fade, order)
+            piece = np.clip(piece, -1.0, 1.0).astype(np.float32)
         out = splice(out, piece, s, e, fade)
         details.append({"gap": (s, e), "masked": masked.numpy(), "pred": pred.numpy(),
                         "mask": mask.numpy(), "observed": mel.numpy()})

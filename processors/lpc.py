@@ -10,6 +10,10 @@ import numpy as np
 import scipy.signal
 
 DITHER = 1e-5   # relative amplitude of the regularising noise (-100 dB)
+# Speech: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of context gave
+# the lowest LSD (it spans several pitch periods); orders of 16-64 samples were 2-4 dB worse.
+SPEECH_CONTEXT_MS = 100.0
+SPEECH_ORDER_MS = 40.0
 
 
 def lpc_extrapolate(context: np.ndarray, order: int, n_out: int) -> np.ndarray:
@@ -57,3 +61,34 @@ def lpc_fill(left: np.ndarray, right: np.ndarray, n_gap: int, order: int) -> np.
     backward = lpc_extrapolate(np.asarray(right)[::-1], order, n_gap)[::-1]
     w = 0.5 + 0.5 * np.cos(np.pi * (np.arange(n_gap) + 0.5) / max(n_gap, 1))   # 1 -> 0
     return w * forward + (1.0 - w) * backward
+
+
+def lpc_edges(piece: np.ndarray, before: np.ndarray, after: np.ndarray, hold: int, fade: int,
+              order: int) -> np.ndarray:
+    """``piece`` (n,), a gap's fill, joined to its context by linear prediction: its first
+    ``hold`` samples are the forward continuation of ``before`` (the context's last samples),
+    which then cross-fades (raised cosine) into ``piece`` over ``fade`` samples; the same
+    backwards at the end from ``after``. Where the two edges overlap (a short gap) their
+    weights are scaled to sum to 1, so the middle is all prediction. A fill's own seams are
+    smooth but its first milliseconds do not carry on the context's pitch and phase; the
+    prediction does, and dies away before the fill's middle. Returns float64 (n,).
+    """
+    out = np.asarray(piece, dtype=np.float64)
+    n = len(out)
+    if n == 0 or hold + fade <= 0:
+        return out.copy()
+    t = np.arange(n) + 0.5
+
+    def weight(x: np.ndarray) -> np.ndarray:          # 1 up to ``hold``, then down to 0 over ``fade``
+        r = np.clip((x - hold) / max(fade, 1), 0.0, 1.0)
+        return 0.5 + 0.5 * np.cos(np.pi * r)
+    wf = weight(t) if len(before) else np.zeros(n)          # no context, nothing to continue
+    wb = weight(n - t) if len(after) else np.zeros(n)
+    total = wf + wb
+    wf, wb = (np.where(total > 1, w / np.maximum(total, 1e-12), w) for w in (wf, wb))
+    mix = (1.0 - wf - wb) * out
+    if len(before):
+        mix += wf * lpc_extrapolate(before, order, n)
+    if len(after):
+        mix += wb * lpc_extrapolate(np.asarray(after)[::-1], order, n)[::-1]
+    return mix

@@ -20,7 +20,7 @@ import torch
 
 from processors.audio_io import resample, to_mono
 from processors.gaps import gap_frames
-from processors.lpc import lpc_extrapolate, lpc_fill
+from processors.lpc import lpc_edges, lpc_fill
 from processors.similarity import Match, find_match, search_features, window_guide
 
 SEAM_LPC_ORDER_MS = 1.5      # predictor for the seam crossfade: it only has to carry on for ~10 ms
@@ -102,24 +102,6 @@ def refine_lag(mono: np.ndarray, gap: tuple[int, int], lag: int, radius: int, wi
     return lo + int(np.argmax(score))
 
 
-def seam_crossfade(piece: np.ndarray, before: np.ndarray, after: np.ndarray, fade: int, order: int) -> np.ndarray:
-    """``piece`` (n,) joined to its context: over its first and last ``fade`` samples it is
-    cross-faded (raised cosine) from the linear-prediction continuation of ``before`` (the
-    context's last samples) and into the backward continuation of ``after``. Samples outside
-    the gap are never touched, so the seam's smoothness has to come from inside it.
-    Returns float64 (n,)."""
-    out = np.asarray(piece, dtype=np.float64).copy()
-    fade = min(fade, len(out) // 2)
-    if fade <= 0:
-        return out
-    w = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)     # 0 -> 1
-    if len(before):
-        out[:fade] = (1 - w) * lpc_extrapolate(before, order, fade) + w * out[:fade]
-    if len(after):
-        out[-fade:] = w[::-1] * out[-fade:] + (1 - w[::-1]) * lpc_extrapolate(after[::-1], order, fade)[::-1]
-    return out
-
-
 def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], cfg, mel_fn,
                          search: SongSearch | None = None) -> tuple[np.ndarray, list[dict]]:
     """Fill every gap of ``samples`` (N,) or (N, C) at rate ``sr`` by copying the stretch of
@@ -153,8 +135,8 @@ def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int
         lag = refine_lag(samples, (s, e), lag, math.ceil(a.hop_length * to_native),
                          round(sim.align_ms * sr / 1000))
         for c in range(channels.shape[1]):
-            piece = seam_crossfade(source[s + lag:e + lag, c], source[max(0, s - n_ctx):s, c],
-                                   source[e:e + n_ctx, c], fade, order)
+            piece = lpc_edges(source[s + lag:e + lag, c], source[max(0, s - n_ctx):s, c],
+                              source[e:e + n_ctx, c], 0, fade, order)
             channels[s:e, c] = np.clip(piece, -1, 1).astype(out.dtype)
         details.append({"gap": (s, e), "source": s + lag, "score": match.score})
     return out, details

@@ -10,7 +10,7 @@ import torch
 from conftest import SHARED, requires_shared
 from processors.audio_io import load_mono
 from processors.isolation import CrashIsolation
-from processors.lpc import lpc_extrapolate, lpc_fill
+from processors.lpc import lpc_edges, lpc_extrapolate, lpc_fill
 from processors.metrics import (LSD_FLOOR_DB, bins_up_to, centre_frames, excerpt_bounds, log_spectral_distance,
                                 mel_mse, mel_snr_db, pesq_wb, spectral_distance_db, stoi_scores)
 from processors.speech_mos import dnsmos_overall, plcmos
@@ -139,6 +139,26 @@ def test_lpc_fill_crossfades_both_predictions_over_the_gap():
     x = 0.5 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
     fill = lpc_fill(x[:1500], x[2300:], 800, order=64)
     assert fill.shape == (800,) and np.max(np.abs(fill - x[1500:2300])) < 0.02
+
+
+def test_lpc_edges_continue_the_context_into_the_fill_and_leave_its_middle():
+    t = np.arange(4000) / SR
+    x = 0.5 * np.sin(2 * np.pi * 300 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    piece = np.full(800, 0.1)                                    # a fill that knows nothing
+    out = lpc_edges(piece, x[:1500], x[2300:], hold=100, fade=150, order=64)
+    assert np.max(np.abs(out[:100] - x[1500:1600])) < 0.02       # held: the context carried on
+    assert np.max(np.abs(out[-100:] - x[2200:2300])) < 0.02
+    assert np.array_equal(out[250:550], piece[250:550])          # past hold + fade: the fill itself
+    # no context on a side: that edge stays the fill's; nothing asked: a copy
+    assert np.array_equal(lpc_edges(piece, x[:0], x[2300:], 100, 150, 64)[:550], piece[:550])
+    assert np.array_equal(lpc_edges(piece, x[:1500], x[2300:], 0, 0, 64), piece)
+
+
+def test_lpc_edges_of_a_short_gap_meet_without_a_trace_of_the_fill():
+    t = np.arange(4000) / SR
+    x = 0.5 * np.sin(2 * np.pi * 300 * t)
+    out = lpc_edges(np.full(160, 9.0), x[:1500], x[1660:], hold=100, fade=100, order=64)
+    assert np.max(np.abs(out - x[1500:1660])) < 0.02             # the weights sum to 1 where edges overlap
 
 
 def test_lpc_returns_zeros_for_silent_or_tiny_context():

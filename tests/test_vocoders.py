@@ -192,6 +192,28 @@ def test_inpaint_with_context_griffinlim_keeps_everything_outside_the_gap(tiny_c
     assert_only_gaps_changed(samples, out, gaps)
 
 
+def test_lpc_edges_carry_the_context_into_a_vocoded_fill(tiny_cfg):
+    """With inference.lpc_hold_ms the fill's first and last milliseconds continue the
+    context's waveform (a Mel fill through Griffin-Lim does not); nothing outside the gap moves."""
+    from models.classical import linear_interpolation
+    sr = tiny_cfg.audio.sample_rate
+    t = np.arange(int(1.2 * sr)) / sr
+    clean = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 660 * t)).astype(np.float32)
+    gap = (9000, 9800)
+    gapped = clean.copy()
+    gapped[gap[0]:gap[1]] = 0.0
+    edged = dataclasses.replace(tiny_cfg, inference=dataclasses.replace(tiny_cfg.inference, lpc_hold_ms=5.0,
+                                                                       lpc_fade_ms=5.0))
+    mel_fn = MelSpectrogram(tiny_cfg.audio)
+    plain, _ = inpaint_audio(gapped, sr, [gap], linear_interpolation, tiny_cfg, mel_fn, build_vocoder(tiny_cfg))
+    out, _ = inpaint_audio(gapped, sr, [gap], linear_interpolation, edged, mel_fn, build_vocoder(edged))
+    assert_only_gaps_changed(gapped, out, [gap])
+    hold = int(0.005 * sr)
+    for edge in (slice(gap[0], gap[0] + hold), slice(gap[1] - hold, gap[1])):
+        error = np.max(np.abs(out[edge] - clean[edge]))
+        assert error < 0.02 < np.max(np.abs(plain[edge] - clean[edge]))
+
+
 @pytest.mark.parametrize("sr", [None, 22050])                 # None: the model's own rate
 def test_the_vocoder_is_told_exactly_which_samples_are_missing(tiny_cfg, sr):
     """The hole covers the gaps; every sample outside it is the true audio (resampled, the

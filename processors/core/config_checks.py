@@ -76,6 +76,8 @@ def validate(cfg, where: str = "config") -> None:
     _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
     _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+    for key in ("lpc_hold_ms", "lpc_fade_ms"):
+        _check(getattr(cfg.inference, key) >= 0, f"{where}: inference.{key}", "must be >= 0 (0 = off)")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 

@@ -26,7 +26,7 @@ from processors.core.errors import UserError
 from processors.core.registry import Registry
 from processors.gaps import sample_gaps, splice
 from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
-from processors.lpc import lpc_fill
+from processors.lpc import SPEECH_CONTEXT_MS, SPEECH_ORDER_MS, lpc_fill
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
 from processors.metrics import excerpt_bounds
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 FillFn = Callable[[np.ndarray, tuple[int, int], np.ndarray], np.ndarray]
 BASELINES = Registry("baseline")   # name -> builder(cfg, mel_fn, vocoder) -> FillFn
 
-# LPC: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of
-# context gave the lowest LSD; orders of 16-64 were 2-4 dB worse.
-LPC_CONTEXT_MS = 100.0
-LPC_ORDER_MS = 40.0
 # Kept examples hold this much audio each side of the gap: enough to hear the gap in context
 # in the listening report (training.evaluation.report), little enough to keep the page small.
 EXAMPLE_CONTEXT_S = 1.5
@@ -99,7 +95,7 @@ def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
     """Waveform-domain LPC extrapolation from both sides, cross-faded, spliced like the others
     (without a fade: the predictions run on from the context's own samples, so they join it)."""
     sr = cfg.audio.sample_rate
-    n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
+    n_ctx, order = round(SPEECH_CONTEXT_MS * sr / 1000), round(SPEECH_ORDER_MS * sr / 1000)
 
     def fill(gapped, gap, clean):
         s, e = gap
@@ -177,9 +173,10 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
             c = with_vocoder(c, method, nets)
             systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder),
                                   getattr(model, "takes_guide", False)))
-        # a checkpoint's inference.guide_detail is its own output stage, not the baselines':
-        # similarity_mel (a guided Mel fill) would otherwise turn into similarity_wave
-        bcfg = dataclasses.replace(mcfg, inference=dataclasses.replace(mcfg.inference, guide_detail=False))
+        # a checkpoint's output stage (inference.guide_detail, LPC edges) is its own, not the
+        # baselines': similarity_mel (a guided Mel fill) would otherwise turn into similarity_wave
+        bcfg = dataclasses.replace(mcfg, inference=dataclasses.replace(mcfg.inference, guide_detail=False,
+                                                                       lpc_hold_ms=0.0, lpc_fade_ms=0.0))
         systems += [System(b + (tag if b in VOCODED_BASELINES else ""), bcfg, BASELINES[b](bcfg, mel_fn, vocoder),
                            b in WHOLE_RECORDING_BASELINES)
                     for b in baselines if b in VOCODED_BASELINES or method == methods[0]]
