@@ -15,7 +15,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
-from processors.lpc import SPEECH_CONTEXT_MS, SPEECH_ORDER_MS, lpc_edges
+from processors.lpc import LPC_CONTEXT_MS, LPC_ORDER_MS, lpc_edges
 from processors.similarity_fill import similarity_wave_fill, song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
@@ -119,7 +119,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     # fade; a fade from the silent gap would dim its edges
     joins = getattr(vocoder, "joins_context", False) or hold + lpc_fade > 0
     fade = 0 if joins else int(cfg.inference.crossfade_ms * sr / 1000)
-    n_ctx, order = round(SPEECH_CONTEXT_MS * sr / 1000), round(SPEECH_ORDER_MS * sr / 1000)
+    n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
     copied = None
     if search is not None and cfg.inference.guide_detail:

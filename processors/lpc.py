@@ -10,10 +10,11 @@ import numpy as np
 import scipy.signal
 
 DITHER = 1e-5   # relative amplitude of the regularising noise (-100 dB)
-# Speech: on LJSpeech-mini (50 and 200 ms gaps) a long predictor over ~100 ms of context gave
-# the lowest LSD (it spans several pitch periods); orders of 16-64 samples were 2-4 dB worse.
-SPEECH_CONTEXT_MS = 100.0
-SPEECH_ORDER_MS = 40.0
+# The LPC baseline and a fill's edges: on LJSpeech-mini (50 and 200 ms gaps) a long predictor
+# over ~100 ms of context gave the lowest LSD (it spans several pitch periods); orders of 16-64
+# samples were 2-4 dB worse.
+LPC_CONTEXT_MS = 100.0
+LPC_ORDER_MS = 40.0
 
 
 def lpc_extrapolate(context: np.ndarray, order: int, n_out: int) -> np.ndarray:

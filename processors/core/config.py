@@ -165,8 +165,8 @@ class InferenceConfig:
     # transients, phase) of the matched stretch's samples under the model's Mel envelope
     # (processors.vocoders.detail_start), instead of the Mel inverse's smooth magnitude
     guide_detail: bool = False
-    # the fill's first and last lpc_hold_ms are linear prediction from the context (speech:
-    # SPEECH_ORDER_MS over SPEECH_CONTEXT_MS, processors.lpc), cross-faded into the fill over
+    # the fill's first and last lpc_hold_ms are linear prediction from the context (order
+    # LPC_ORDER_MS over LPC_CONTEXT_MS, processors.lpc), cross-faded into the fill over
     # lpc_fade_ms: a vocoded fill does not carry on the context's pitch and phase, a prediction
     # does for a few tens of milliseconds (processors.lpc.lpc_edges); 0 and 0 = off
     lpc_hold_ms: float = 0.0
