@@ -93,8 +93,9 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     recording (its Mel is computed once; each gap adds one search), and with
     ``inference.guide_detail`` its fill keeps the matched stretch's fine structure under
     the model's Mel envelope (the vocoder's ``detail``). With ``inference.lpc_hold_ms`` /
-    ``lpc_fade_ms`` the fill's edges are the context's linear prediction (processors.lpc.lpc_edges). With
-    ``inference.stereo: per_channel`` every channel is filled on its own. Returns
+    ``lpc_fade_ms`` the fill's edges are the context's linear prediction
+    (processors.lpc.lpc_edges). With ``inference.stereo: per_channel`` every channel is
+    filled on its own. Returns
     the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
     the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
     and metrics.

@@ -69,8 +69,8 @@ def lpc_edges(piece: np.ndarray, before: np.ndarray, after: np.ndarray, hold: in
     """``piece`` (n,), a gap's fill, joined to its context by linear prediction: its first
     ``hold`` samples are the forward continuation of ``before`` (the context's last samples),
     which then cross-fades (raised cosine) into ``piece`` over ``fade`` samples; the same
-    backwards at the end from ``after``. Where the two edges overlap (a short gap) their
-    weights are scaled to sum to 1, so the middle is all prediction. A fill's own seams are
+    backwards at the end from ``after``. Where the two edges' weights add up to more than 1
+    (a short gap) they are scaled to sum to 1: no fill is left there. A fill's own seams are
     smooth but its first milliseconds do not carry on the context's pitch and phase; the
     prediction does, and dies away before the fill's middle. Returns float64 (n,).
     """
