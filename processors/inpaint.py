@@ -15,7 +15,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
-from processors.lpc import LPC_CONTEXT_MS, LPC_ORDER_MS, lpc_edges
+from processors.lpc import lpc_edges, lpc_sizes
 from processors.similarity_fill import similarity_wave_fill, song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
@@ -95,10 +95,11 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     the model's Mel envelope (the vocoder's ``detail``). With ``inference.lpc_hold_ms`` /
     ``lpc_fade_ms`` the fill's edges are the context's linear prediction
     (processors.lpc.lpc_edges). With ``inference.stereo: per_channel`` every channel is
-    filled on its own. Returns
-    the filled copy (same shape and dtype; samples outside the gaps are bit-identical) and, per gap,
-    the window's masked, predicted Mel and mask (each (n_mels, crop_frames)) for figures
-    and metrics.
+    filled on its own.
+
+    Returns the filled copy (same shape and dtype; samples outside the gaps are
+    bit-identical) and, per gap, the window's masked, predicted Mel and mask (each
+    (n_mels, crop_frames)) for figures and metrics.
     """
     if not gaps:
         raise UserError("no gap to fill")
@@ -120,7 +121,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     # fade; a fade from the silent gap would dim its edges
     joins = getattr(vocoder, "joins_context", False) or hold + lpc_fade > 0
     fade = 0 if joins else int(cfg.inference.crossfade_ms * sr / 1000)
-    n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
+    n_ctx, order = lpc_sizes(sr)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
     copied = None
     if search is not None and cfg.inference.guide_detail:
@@ -156,9 +157,10 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]
         piece[:len(avail)] = avail
-        if hold + lpc_fade > 0:
-            piece = lpc_edges(piece, mono[max(0, s - n_ctx):s], mono[e:e + n_ctx], hold, lpc_fade, order)
-            piece = np.clip(piece, -1.0, 1.0).astype(np.float32)
+        if hold + lpc_fade > 0:       # the prediction fits true context only: stop at a neighbouring gap
+            first = max([s - n_ctx, 0] + [e2 for s2, e2 in gaps if e2 <= s])
+            last = min([e + n_ctx, len(mono)] + [s2 for s2, e2 in gaps if s2 >= e])
+            piece = lpc_edges(piece, mono[first:s], mono[e:last], hold, lpc_fade, order)
         out = splice(out, piece, s, e, fade)
         details.append({"gap": (s, e), "masked": masked.numpy(), "pred": pred.numpy(),
                         "mask": mask.numpy(), "observed": mel.numpy()})

@@ -25,12 +25,14 @@ def lpc_extrapolate(context: np.ndarray, order: int, n_out: int) -> np.ndarray:
     tones) Burg's error terms vanish and its filter turns unstable. The predictor
     ``x[n] = -sum_k a[k] x[n-k]`` then runs on zero input from the context's last
     ``order`` samples (``scipy.signal.lfilter`` with initial state).
+    A context shorter than twice ``order`` gets an order of half its length: Burg's
+    estimate over barely more samples than coefficients is ill-conditioned (it blows up).
     Returns float64 (n_out,); zeros when the context is too short or silent to fit,
     or when the prediction blows up.
     """
     import librosa
     x = np.asarray(context, dtype=np.float64)
-    order = min(order, len(x) - 1)
+    order = min(order, len(x) // 2)
     if n_out <= 0:
         return np.zeros(0)
     if order < 1 or not np.any(x):
@@ -69,27 +71,34 @@ def lpc_edges(piece: np.ndarray, before: np.ndarray, after: np.ndarray, hold: in
     """``piece`` (n,), a gap's fill, joined to its context by linear prediction: its first
     ``hold`` samples are the forward continuation of ``before`` (the context's last samples),
     which then cross-fades (raised cosine) into ``piece`` over ``fade`` samples; the same
-    backwards at the end from ``after``. Where the two edges' weights add up to more than 1
-    (a short gap) they are scaled to sum to 1: no fill is left there. A fill's own seams are
-    smooth but its first milliseconds do not carry on the context's pitch and phase; the
-    prediction does, and dies away before the fill's middle. Returns float64 (n,).
+    backwards at the end from ``after``. A gap shorter than twice ``hold + fade`` shrinks
+    both in proportion to half its length, so each seam stays its own side's prediction (the
+    other side's would not continue it).
+    Why: a fill's own seams are smooth, but its first milliseconds do not carry on the
+    context's pitch and phase; the prediction does, and dies away before the fill's middle.
+    Returns float64 (n,).
     """
-    out = np.asarray(piece, dtype=np.float64)
+    out = np.asarray(piece, dtype=np.float64).copy()
     n = len(out)
-    if n == 0 or hold + fade <= 0:
-        return out.copy()
-    t = np.arange(n) + 0.5
+    if hold + fade > n // 2:
+        total = n // 2
+        hold, fade = round(hold * total / (hold + fade)), total - round(hold * total / (hold + fade))
+    span = hold + fade
+    if span <= 0:
+        return out
+    x = np.arange(span) + 0.5
+    w = 0.5 + 0.5 * np.cos(np.pi * np.clip((x - hold) / max(fade, 1), 0.0, 1.0))   # 1 for hold, then -> 0
+    forward = lpc_extrapolate(before, order, span)
+    backward = lpc_extrapolate(np.asarray(after)[::-1], order, span)
+    # no context, or no prediction from one that has sound (too short to fit, unstable): keep
+    # the fill; a silent context predicts silence, rightly
+    if len(before) and (forward.any() or not np.any(before)):
+        out[:span] = w * forward + (1 - w) * out[:span]
+    if len(after) and (backward.any() or not np.any(after)):
+        out[n - span:] = (w * backward + (1 - w) * out[::-1][:span])[::-1]
+    return out
 
-    def weight(x: np.ndarray) -> np.ndarray:          # 1 up to ``hold``, then down to 0 over ``fade``
-        r = np.clip((x - hold) / max(fade, 1), 0.0, 1.0)
-        return 0.5 + 0.5 * np.cos(np.pi * r)
-    wf = weight(t) if len(before) else np.zeros(n)          # no context, nothing to continue
-    wb = weight(n - t) if len(after) else np.zeros(n)
-    total = wf + wb
-    wf, wb = (np.where(total > 1, w / np.maximum(total, 1e-12), w) for w in (wf, wb))
-    mix = (1.0 - wf - wb) * out
-    if len(before):
-        mix += wf * lpc_extrapolate(before, order, n)
-    if len(after):
-        mix += wb * lpc_extrapolate(np.asarray(after)[::-1], order, n)[::-1]
-    return mix
+
+def lpc_sizes(sr: int) -> tuple[int, int]:
+    """(context, order) in samples at rate ``sr``: :data:`LPC_CONTEXT_MS`, :data:`LPC_ORDER_MS`."""
+    return round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)

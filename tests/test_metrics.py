@@ -10,7 +10,7 @@ import torch
 from conftest import SHARED, requires_shared
 from processors.audio_io import load_mono
 from processors.isolation import CrashIsolation
-from processors.lpc import lpc_edges, lpc_extrapolate, lpc_fill
+from processors.lpc import lpc_edges, lpc_extrapolate, lpc_fill, lpc_sizes
 from processors.metrics import (LSD_FLOOR_DB, bins_up_to, centre_frames, excerpt_bounds, log_spectral_distance,
                                 mel_mse, mel_snr_db, pesq_wb, spectral_distance_db, stoi_scores)
 from processors.speech_mos import dnsmos_overall, plcmos
@@ -154,11 +154,18 @@ def test_lpc_edges_continue_the_context_into_the_fill_and_leave_its_middle():
     assert np.array_equal(lpc_edges(piece, x[:1500], x[2300:], 0, 0, 64), piece)
 
 
-def test_lpc_edges_of_a_short_gap_meet_without_a_trace_of_the_fill():
+def test_lpc_edges_of_a_short_gap_shrink_so_each_seam_is_its_own_sides_prediction():
     t = np.arange(4000) / SR
     x = 0.5 * np.sin(2 * np.pi * 300 * t)
     out = lpc_edges(np.full(160, 9.0), x[:1500], x[1660:], hold=100, fade=100, order=64)
-    assert np.max(np.abs(out - x[1500:1660])) < 0.02             # the weights sum to 1 where edges overlap
+    # hold and fade shrink to 40 + 40 samples: each half's seam is that side's continuation alone
+    assert np.max(np.abs(out[:40] - x[1500:1540])) < 0.02
+    assert np.max(np.abs(out[-40:] - x[1620:1660])) < 0.02
+    assert abs(out[80] - 9.0) < 0.01                             # the middle is the fill's
+
+
+def test_lpc_sizes_are_the_baselines_milliseconds():
+    assert lpc_sizes(22050) == (2205, 882) and lpc_sizes(16000) == (1600, 640)
 
 
 def test_lpc_returns_zeros_for_silent_or_tiny_context():

@@ -137,5 +137,7 @@ def test_guide_detail_needs_a_context_vocoder_and_leaves_the_baselines_alone(cfg
     gl_cfg = dataclasses.replace(detail_cfg, vocoder=dataclasses.replace(cfg.vocoder, method="griffinlim"))
     with pytest.raises(UserError, match=r"^inference.guide_detail: the griffinlim vocoder cannot"):
         inpaint_audio(clean, RATE, [gap], SimilarityMelFill(), gl_cfg, MelSpectrogram(cfg.audio), build_vocoder(gl_cfg))
+    detail_cfg = dataclasses.replace(detail_cfg, inference=dataclasses.replace(detail_cfg.inference, lpc_fade_ms=20.0))
     systems = build_systems([("model", SimilarityMelFill(), detail_cfg)], detail_cfg, ["similarity_mel", "linear"])
     assert [s.cfg.inference.guide_detail for s in systems] == [True, False, False]
+    assert [s.cfg.inference.lpc_fade_ms for s in systems] == [20.0, 0.0, 0.0]     # the output stage is the model's

@@ -214,6 +214,28 @@ def test_lpc_edges_carry_the_context_into_a_vocoded_fill(tiny_cfg):
         assert error < 0.02 < np.max(np.abs(plain[edge] - clean[edge]))
 
 
+def test_lpc_edges_predict_from_true_context_only_when_gaps_are_close(tiny_cfg):
+    """Two gaps 15 ms apart: the second one's prediction is fitted on the samples between them,
+    not on the first gap's zeros (which would start it from silence)."""
+    from models.classical import linear_interpolation
+    sr = tiny_cfg.audio.sample_rate
+    t = np.arange(int(1.2 * sr)) / sr
+    clean = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    between = int(0.015 * sr)
+    gaps = [(9000, 9800), (9800 + between, 10600 + between)]
+    gapped = clean.copy()
+    for s, e in gaps:
+        gapped[s:e] = 0.0
+    edged = dataclasses.replace(tiny_cfg, inference=dataclasses.replace(tiny_cfg.inference, lpc_hold_ms=5.0,
+                                                                       lpc_fade_ms=5.0))
+    out, _ = inpaint_audio(gapped, sr, gaps, linear_interpolation, edged, MelSpectrogram(tiny_cfg.audio),
+                           build_vocoder(edged))
+    assert_only_gaps_changed(gapped, out, gaps)
+    for s, e in gaps:                                            # both seams of both gaps carry on the tone
+        for edge in (slice(s, s + int(0.005 * sr)), slice(e - int(0.005 * sr), e)):
+            assert np.max(np.abs(out[edge] - clean[edge])) < 0.02
+
+
 @pytest.mark.parametrize("sr", [None, 22050])                 # None: the model's own rate
 def test_the_vocoder_is_told_exactly_which_samples_are_missing(tiny_cfg, sr):
     """The hole covers the gaps; every sample outside it is the true audio (resampled, the

@@ -78,6 +78,8 @@ def validate(cfg, where: str = "config") -> None:
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
     for key in ("lpc_hold_ms", "lpc_fade_ms"):
         _check(getattr(cfg.inference, key) >= 0, f"{where}: inference.{key}", "must be >= 0 (0 = off)")
+    _check(cfg.inference.lpc_fade_ms > 0 or cfg.inference.lpc_hold_ms == 0, f"{where}: inference.lpc_fade_ms",
+           "must be > 0 when inference.lpc_hold_ms is (a hold without a fade clicks)")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 

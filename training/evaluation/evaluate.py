@@ -26,7 +26,7 @@ from processors.core.errors import UserError
 from processors.core.registry import Registry
 from processors.gaps import sample_gaps, splice
 from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
-from processors.lpc import LPC_CONTEXT_MS, LPC_ORDER_MS, lpc_fill
+from processors.lpc import lpc_fill, lpc_sizes
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
 from processors.metrics import excerpt_bounds
@@ -95,7 +95,7 @@ def lpc_baseline(cfg, mel_fn, vocoder) -> FillFn:
     """Waveform-domain LPC extrapolation from both sides, cross-faded, spliced like the others
     (without a fade: the predictions run on from the context's own samples, so they join it)."""
     sr = cfg.audio.sample_rate
-    n_ctx, order = round(LPC_CONTEXT_MS * sr / 1000), round(LPC_ORDER_MS * sr / 1000)
+    n_ctx, order = lpc_sizes(sr)
 
     def fill(gapped, gap, clean):
         s, e = gap
