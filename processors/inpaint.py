@@ -16,7 +16,7 @@ from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
 from processors.gaps import gap_frames, splice
 from processors.lpc import lpc_edges, lpc_sizes
-from processors.similarity_fill import similarity_wave_fill, song_guide, song_search
+from processors.similarity_fill import gap_matches, similarity_wave_fill, song_guide, song_search
 
 # samples either side of a gap that torchaudio's sinc resampler (6 zero crossings of
 # the lower rate) lets the gap's zeros reach, in units of the lower rate's samples
@@ -123,12 +123,15 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     fade = 0 if joins else int(cfg.inference.crossfade_ms * sr / 1000)
     n_ctx, order = lpc_sizes(sr)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
-    copied = None
+    copied = found = None
     if search is not None and cfg.inference.guide_detail:
         if not getattr(vocoder, "takes_detail", False):
             raise UserError(f"inference.guide_detail: the {cfg.vocoder.method} vocoder cannot keep a copy's "
                             f"detail; use context_griffinlim (or set inference.guide_detail=false)")
-        copied = similarity_wave_fill(mono, sr, gaps, cfg, mel_fn, search)[0]
+        # one search per gap for the copy and the guide alike: the model's envelope must shape
+        # the very stretch it was shown (a window can place a gap's edge a frame off the song's)
+        found = gap_matches(search, gaps, sr, cfg)
+        copied = similarity_wave_fill(mono, sr, gaps, cfg, mel_fn, search, found)[0]
     out, details = samples, []
     for (s, e), win in zip(gaps, windows):
         context = window_wave(mono, sr, win, cfg)
@@ -145,7 +148,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         masked = mel * (1 - mask) + fill * mask
         extra = {}
         if search is not None:
-            guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5)
+            guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5, found)
             extra["guide"] = torch.from_numpy(guide)[None]
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
         # context vocoders keep the true audio around the hole and the frames clear of it

@@ -106,13 +106,26 @@ def gap_runs(columns: np.ndarray) -> list[tuple[int, int]]:
     return [(int(s), int(e)) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
+def aligned_match(found: list[tuple[int, int, Match]], g0: int, g1: int) -> Match | None:
+    """Of gaps already searched, ``(f0, f1, match)`` in song frames, the match of the one that
+    overlaps frames [g0, g1), its start moved by g0 - f0 (the same stretch, aligned to g0);
+    None when none overlaps."""
+    for f0, f1, match in found:
+        if f0 < g1 and g0 < f1:
+            return match if match.start < 0 else Match(match.start + g0 - f0, match.score)
+    return None
+
+
 def window_guide(song_mel: np.ndarray, feats: torch.Tensor, offset: int, columns: np.ndarray,
-                 context: int, known: torch.Tensor | None = None) -> np.ndarray:
+                 context: int, known: torch.Tensor | None = None,
+                 found: list[tuple[int, int, Match]] | None = None) -> np.ndarray:
     """The guide of one window: each gap's best match from the whole song, in place.
 
     song_mel: (n_mels, T) normalised log-Mel of the song (maybe memory-mapped: only the
     copied frames are read); feats: its (T, D) search features; window frame f is song frame
-    f + offset; columns: (T_win,) bool, the window's missing frames. Returns float32
+    f + offset; columns: (T_win,) bool, the window's missing frames; found: matches already
+    searched for the song's gaps (:func:`aligned_match`), taken instead of searching again
+    (the window may place a gap's edge a frame off the song's). Returns float32
     (2, n_mels, T_win): channel 0 the matched source's Mel in every gap frame, channel 1
     the match score there; both 0 outside the gaps and for a gap without a match.
     """
@@ -122,9 +135,12 @@ def window_guide(song_mel: np.ndarray, feats: torch.Tensor, offset: int, columns
         a2, b2 = max(a, -offset), min(b, t - offset)                 # the part inside the song
         if b2 <= a2:
             continue
-        match = find_match(feats, (a2 + offset, b2 + offset), context, known)
+        match = aligned_match(found, a2 + offset, b2 + offset) if found else None
+        if match is None:
+            match = find_match(feats, (a2 + offset, b2 + offset), context, known)
         if match.start < 0:
             continue
-        out[0, :, a2:b2] = song_mel[:, match.start:match.start + b2 - a2]
+        start = min(max(match.start, 0), t - (b2 - a2))              # an aligned match may sit a frame off
+        out[0, :, a2:b2] = song_mel[:, start:start + b2 - a2]
         out[1, :, a2:b2] = match.score
     return out

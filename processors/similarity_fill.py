@@ -57,13 +57,22 @@ def model_frames(gaps: list[tuple[int, int]], sr: int, cfg, n_frames: int) -> li
     return [gap_frames(int(s * ratio), math.ceil(e * ratio), a.hop_length, a.n_fft, n_frames) for s, e in gaps]
 
 
-def song_guide(search: SongSearch, window_start: int, sr: int, cfg, columns: np.ndarray) -> np.ndarray:
+def gap_matches(search: SongSearch, gaps: list[tuple[int, int]], sr: int, cfg) -> list[tuple[int, int, Match]]:
+    """Each gap's best source, searched once: ``(f0, f1, match)``, the gap's frames in the
+    recording (model rate) and its processors.similarity.Match."""
+    return [(f0, f1, find_match(search.feats, (f0, f1), search.context, search.known))
+            for f0, f1 in model_frames(gaps, sr, cfg, search.mel.shape[1])]
+
+
+def song_guide(search: SongSearch, window_start: int, sr: int, cfg, columns: np.ndarray,
+               found: list[tuple[int, int, Match]] | None = None) -> np.ndarray:
     """The guide (2, n_mels, len(columns)) of a crop window that starts at sample
-    ``window_start`` (rate ``sr``), searched over the whole recording: see
-    processors.similarity.window_guide. The window's frames sit within half a hop of the
-    recording's frames; the nearest are used (a copy from elsewhere has no phase to keep)."""
+    ``window_start`` (rate ``sr``), searched over the whole recording, or taken from
+    ``found`` (:func:`gap_matches`): see processors.similarity.window_guide. The window's
+    frames sit within half a hop of the recording's frames; the nearest are used (a copy
+    from elsewhere has no phase to keep)."""
     offset = round(window_start * cfg.audio.sample_rate / sr / cfg.audio.hop_length)
-    return window_guide(search.mel, search.feats, offset, columns, search.context, search.known)
+    return window_guide(search.mel, search.feats, offset, columns, search.context, search.known, found)
 
 
 def refine_lag(mono: np.ndarray, gap: tuple[int, int], lag: int, radius: int, width: int) -> int:
@@ -103,16 +112,19 @@ def refine_lag(mono: np.ndarray, gap: tuple[int, int], lag: int, radius: int, wi
 
 
 def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], cfg, mel_fn,
-                         search: SongSearch | None = None) -> tuple[np.ndarray, list[dict]]:
+                         search: SongSearch | None = None,
+                         found: list[tuple[int, int, Match]] | None = None) -> tuple[np.ndarray, list[dict]]:
     """Fill every gap of ``samples`` (N,) or (N, C) at rate ``sr`` by copying the stretch of
     the same recording whose surroundings match best (searched on the downmix at the model's
     rate, then aligned to the sample at ``sr``); each channel copies its own samples.
 
+    ``found``: the gaps' matches already searched (:func:`gap_matches`, in ``gaps``' order).
     Returns the filled copy (same shape and dtype, every sample outside the gaps
     bit-identical) and, per gap, ``{"gap", "source" (start sample or -1), "score"}``. A gap
     with no candidate (a recording too short to search) is filled by LPC from both sides.
     """
     search = search or song_search(to_mono(samples), sr, gaps, cfg, mel_fn)
+    found = found or gap_matches(search, gaps, sr, cfg)
     a, sim = cfg.audio, cfg.similarity
     to_native = sr / a.sample_rate
     fade = round(sim.crossfade_ms * sr / 1000)
@@ -122,8 +134,7 @@ def similarity_wave_fill(samples: np.ndarray, sr: int, gaps: list[tuple[int, int
     channels = out.reshape(len(out), -1)          # a view: (N, C), mono as one channel
     source = samples.reshape(len(samples), -1)
     details = []
-    for (s, e), (f0, f1) in zip(gaps, model_frames(gaps, sr, cfg, search.mel.shape[1])):
-        match: Match = find_match(search.feats, (f0, f1), search.context, search.known)
+    for (s, e), (f0, f1, match) in zip(gaps, found):
         if match.start < 0:
             order_fb = round(FALLBACK_LPC_ORDER_MS * sr / 1000)
             for c in range(channels.shape[1]):

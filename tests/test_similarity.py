@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from processors.similarity import NO_MATCH, find_match, gap_runs, search_features, window_guide
+from processors.similarity import NO_MATCH, Match, find_match, gap_runs, search_features, window_guide
 
 
 def random_song(frames: int, n_mels: int = 32, seed: int = 0) -> np.ndarray:
@@ -57,3 +57,17 @@ def test_window_guide_places_the_match_and_its_score_in_the_gap_only():
     assert np.allclose(guide[1, :, 20:40], 1.0, atol=1e-5)
     assert not guide[:, :, ~columns].any()
     assert gap_runs(columns) == [(20, 40)]
+
+
+def test_window_guide_takes_a_match_already_found_aligned_to_its_own_gap_frames():
+    # the song's search placed the gap at frames 699-720 and found 150; the window places it at
+    # 700-720: the guide takes that same stretch from 151, and searches nothing
+    mel = random_song(1200, seed=4)
+    columns = np.zeros(64, dtype=bool)
+    columns[20:40] = True                      # window frame f is song frame f + 680
+    found = [(699, 720, Match(150, 0.5)), (900, 950, Match(10, 0.9))]
+    guide = window_guide(mel, torch.zeros(1200, 16), 680, columns, context=20, found=found)
+    np.testing.assert_array_equal(guide[0, :, 20:40], mel[:, 151:171])
+    assert np.allclose(guide[1, :, 20:40], 0.5)
+    lost = window_guide(mel, torch.zeros(1200, 16), 680, columns, context=20, found=[(699, 720, NO_MATCH)])
+    assert not lost.any()                      # a gap the search found nothing for stays empty
