@@ -109,11 +109,12 @@ def gap_runs(columns: np.ndarray) -> list[tuple[int, int]]:
 def aligned_match(found: list[tuple[int, int, Match]], g0: int, g1: int) -> Match | None:
     """Of gaps already searched, ``(f0, f1, match)`` in song frames, the match of the one that
     overlaps frames [g0, g1), its start moved by g0 - f0 (the same stretch, aligned to g0);
-    None when none overlaps."""
-    for f0, f1, match in found:
-        if f0 < g1 and g0 < f1:
-            return match if match.start < 0 else Match(match.start + g0 - f0, match.score)
-    return None
+    None when none or several overlap (gaps so close that their frames run together)."""
+    hits = [(f0, match) for f0, f1, match in found if f0 < g1 and g0 < f1]
+    if len(hits) != 1:
+        return None
+    f0, match = hits[0]
+    return match if match.start < 0 else Match(match.start + g0 - f0, match.score)
 
 
 def window_guide(song_mel: np.ndarray, feats: torch.Tensor, offset: int, columns: np.ndarray,

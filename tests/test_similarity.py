@@ -71,3 +71,8 @@ def test_window_guide_takes_a_match_already_found_aligned_to_its_own_gap_frames(
     assert np.allclose(guide[1, :, 20:40], 0.5)
     lost = window_guide(mel, torch.zeros(1200, 16), 680, columns, context=20, found=[(699, 720, NO_MATCH)])
     assert not lost.any()                      # a gap the search found nothing for stays empty
+    # two found gaps in one run of frames (gaps too close to part): the run is searched as a whole
+    merged = [(699, 710, Match(150, 0.5)), (710, 720, Match(900, 0.5))]
+    mel[:, 600:900] = mel[:, 100:400]
+    guide = window_guide(mel, search_features(mel, 16), 680, columns, context=20, found=merged)
+    np.testing.assert_array_equal(guide[0, :, 20:40], mel[:, 200:220])
