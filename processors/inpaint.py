@@ -119,8 +119,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     hold, lpc_fade = (round(ms * sr / 1000) for ms in (cfg.inference.lpc_hold_ms, cfg.inference.lpc_fade_ms))
     # a fill that continues the context (a context vocoder's, or LPC's at its edges) needs no
     # fade; a fade from the silent gap would dim its edges
-    joins = getattr(vocoder, "joins_context", False) or hold + lpc_fade > 0
-    fade = 0 if joins else int(cfg.inference.crossfade_ms * sr / 1000)
+    edges = hold + lpc_fade > 0
+    fade = 0 if edges or getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
     n_ctx, order = lpc_sizes(sr)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
     copied = found = None
@@ -160,7 +160,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         piece = np.zeros(e - s, dtype=np.float32)
         avail = wave[s - win.start:e - win.start]
         piece[:len(avail)] = avail
-        if hold + lpc_fade > 0:       # the prediction fits true context only: stop at a neighbouring gap
+        if edges:                     # the prediction fits true context only: stop at a neighbouring gap
             first = max([s - n_ctx, 0] + [e2 for s2, e2 in gaps if e2 <= s])
             last = min([e + n_ctx, len(mono)] + [s2 for s2, e2 in gaps if s2 >= e])
             piece = lpc_edges(piece, mono[first:s], mono[e:last], hold, lpc_fade, order)

@@ -81,8 +81,8 @@ def lpc_edges(piece: np.ndarray, before: np.ndarray, after: np.ndarray, hold: in
     out = np.asarray(piece, dtype=np.float64).copy()
     n = len(out)
     if hold + fade > n // 2:
-        total = n // 2
-        hold, fade = round(hold * total / (hold + fade)), total - round(hold * total / (hold + fade))
+        hold = round(hold * (n // 2) / (hold + fade))
+        fade = n // 2 - hold
     span = hold + fade
     if span <= 0:
         return out
