@@ -38,7 +38,7 @@ bench-quality: $(STAMP)
 	    --set data.test_fraction=0.1 --set train.max_steps=$(QUALITY_STEPS) --set train.num_threads=2
 	$(PY) scripts/evaluate.py --checkpoint checkpoints/bench_quality/best.pt --split test \
 	    --data $(SHARED)/LJSpeech-more $(SHARED)/LJSpeech-mini $(SHARED)/LJSpeech-mini-16k --gap-ms 100 200 400 \
-	    --gaps-per-file 4 --baselines zero linear lpc oracle --metrics pesq stoi plcmos --out results/bench_quality
+	    --gaps-per-file 4 --baselines zero linear lpc oracle --metrics pesq stoi plcmos --out results/bench_quality --force
 
 # Every vocoder method on the true Mel of 200 ms gaps in 8 real clips: gap LSD, clip PESQ-WB and
 # ms per gap at 8, 25, 32 and 100 iterations, with librosa's mel_to_audio as the reference. The

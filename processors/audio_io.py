@@ -38,7 +38,10 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
             samples = f.read(dtype="float32", always_2d=True)
             sr = f.samplerate
     except Exception as exc:  # soundfile raises several types for corrupt data
-        raise UserError(f"cannot decode audio {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "does not exist" in reason:      # libsndfile's words for a stream it cannot parse (the file is there)
+            reason = "not an audio stream it can parse"
+        raise UserError(f"cannot decode audio {path}: {reason}") from exc
     if samples.shape[0] == 0:
         raise UserError(f"audio file has no samples: {path}")
     short = _SHORT_DATA.search(header)

@@ -4,6 +4,7 @@ A gap is a half-open sample range ``(start, end)``.
 """
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -95,9 +96,11 @@ def parse_gaps(text: str, sample_rate: int, n_samples: int) -> list[tuple[int, i
             a, b = (float(x) for x in part.split(":"))
         except ValueError:
             raise UserError(f"--gaps: cannot read {part!r}; expected start:end in seconds, e.g. 1.20:1.45") from None
-        if not 0 <= a < b:
-            raise UserError(f"--gaps: {part!r} needs 0 <= start < end")
+        if not (math.isfinite(a) and math.isfinite(b) and 0 <= a < b):
+            raise UserError(f"--gaps: {part!r} needs 0 <= start < end, both finite")
         s, e = int(round(a * sample_rate)), int(round(b * sample_rate))
+        if e == s:
+            raise UserError(f"--gaps: {part!r} is shorter than one sample at {sample_rate} Hz")
         if e > n_samples:
             raise UserError(f"--gaps: {part!r} ends after the file ({n_samples / sample_rate:.2f} s)")
         gaps.append((s, e))

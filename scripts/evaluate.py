@@ -12,7 +12,7 @@ def main(args) -> int:
     from processors.core.errors import UserError
     from models.build import load_inpainter
     from training.configure import load_config
-    from training.evaluation.report import write_report
+    from training.evaluation.report import clear_results, earlier_results, write_report
     from training.evaluation.evaluate import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
     from processors.excerpt_metrics import excerpt_seconds
     from training.evaluation.scoring import with_eval
@@ -21,6 +21,15 @@ def main(args) -> int:
         raise UserError(f"--gaps-per-file must be >= 1, got {args.gaps_per_file}")
     if args.limit_files is not None and args.limit_files < 1:
         raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
+    if args.examples < 0:
+        raise UserError(f"--examples must be >= 0, got {args.examples}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the results")
+    earlier = earlier_results(out)
+    if earlier and not args.force:      # a report.html left beside new numbers would not match them
+        raise UserError(f"--out {out} holds an earlier run's results ({earlier[0].name}); choose a new folder "
+                        f"or add --force to replace them")
     checkpoints = args.checkpoint or []
     models = [(f"{Path(p).parent.name}/{Path(p).stem}" if Path(p).suffix else f"shipped_{p}", *load_inpainter(p))
               for p in checkpoints]
@@ -46,12 +55,13 @@ def main(args) -> int:
               f"Mel inverse {cfg.vocoder.mel_inverse})",
               f"domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
               f"{excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds):g} s each side of every gap (cut at the file's ends)"]
-    paths = write_report(Path(args.out), rows, examples, [s.name for s in systems], gap_ms, cfg, header)
+    clear_results(out)
+    paths = write_report(out, rows, examples, [s.name for s in systems], gap_ms, cfg, header)
     print(paths["summary"].read_text())
     print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
     if args.report:
         from training.evaluation.report import build_report
-        print(f"listening report -> {build_report(Path(args.out))}")
+        print(f"listening report -> {build_report(out)}")
     return 0
 
 
@@ -92,6 +102,8 @@ if __name__ == "__main__":
                         "eval.excerpt_seconds, or the domain's default: speech 2, music 5)")
     p.add_argument("--examples", type=int, default=1,
                    help="examples per gap length kept for figures and the report (default 1)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the results of an earlier run in --out (default: refuse to touch them)")
     p.add_argument("--report", action="store_true",
                    help="also write <out>/report.html, the listening report (later: scripts/report.py <out>)")
     run(main, p)

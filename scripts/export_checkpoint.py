@@ -8,16 +8,14 @@ from processors.core.cli import parser, run
 def main(args) -> int:
     from pathlib import Path
 
+    from processors.core.cli import check_output_file
     from processors.core.errors import UserError
     from processors.core.checkpoint_io import inference_state, load_checkpoint, save_checkpoint
     from models.build import load_inpainter
     from processors.core.config import apply_overrides
     from training.configure import build_config
     src, dst = Path(args.checkpoint), Path(args.output)
-    if dst.exists() and not args.force:
-        raise UserError(f"--output {dst} exists; choose another path or add --force to replace it")
-    if dst.resolve() == src.resolve():
-        raise UserError(f"--output {dst} is the input checkpoint; choose another path")
+    check_output_file(dst, "--output", args.force, others={"the input checkpoint": src})
     state = inference_state(load_checkpoint(src), half=not args.fp32)
     bad = [o for o in args.set if not o.startswith(("inference.", "vocoder.n_iter=", "eval."))]
     if bad:     # anything else would describe a model other than the weights'

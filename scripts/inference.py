@@ -12,14 +12,13 @@ def main(args) -> int:
     import logging
     from pathlib import Path
 
+    from processors.core.cli import check_output_file
     from processors.core.errors import UserError
     src, dst = Path(args.input), Path(args.output)
-    if dst.resolve() == src.resolve():
-        raise UserError(f"--output {dst} is the input file; choose another path (the input is never overwritten)")
-    if dst.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        raise UserError(f"--output {dst}: use a .wav, .flac or .ogg file name")
-    if dst.is_dir():
-        raise UserError(f"--output {dst} is a folder; give a file name inside it")
+    check_output_file(dst, "--output", args.force, (".wav", ".flac", ".ogg"), {"the input file": src})
+    if args.figure:     # checked now: a bad name must not fail after the fill is written
+        check_output_file(Path(args.figure), "--figure", args.force, (".png", ".pdf", ".svg"),
+                          {"the input file": src, "the --output file": dst})
 
     import numpy as np
     import soundfile as sf
@@ -107,7 +106,8 @@ if __name__ == "__main__":
     p.add_argument("--vocoder", help="vocoder method instead of the checkpoint's, e.g. griffinlim or melspec2spec")
     p.add_argument("--vocoder-checkpoint", metavar="PATH",
                    help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
-    p.add_argument("--figure", help="write a before/after spectrogram PNG here")
+    p.add_argument("--figure", help="write a before/after spectrogram here (.png, .pdf or .svg)")
+    p.add_argument("--force", action="store_true", help="replace --output (and --figure) if they exist")
     p.add_argument("--stereo", choices=typing.get_args(typing.get_type_hints(InferenceConfig)["stereo"]),
                    help="a file with several channels: fill the mix and copy it to every channel, or fill each "
                         "channel from its own context (default: the checkpoint's inference.stereo)")

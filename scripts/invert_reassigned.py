@@ -26,19 +26,17 @@ def main(args) -> int:
 
     import models.reassigned_net  # noqa: F401  (registers the 'learned' inversion)
     from processors.audio_io import AUDIO_EXTENSIONS, read_audio, write_audio
+    from processors.core.cli import check_output_file
     from processors.core.errors import UserError
     from processors.reassigned import load_reassigned, save_reassigned
     from processors.reassigned_inverse import INVERSIONS, analyse, invert, rebuild_audio
     from training.configure import build_config, load_config
 
     src, dst = Path(args.input), Path(args.output)
-    for path, flag in ((dst, "--output"), (Path(args.spectrogram) if args.spectrogram else None, "--spectrogram")):
-        if path is not None and path.resolve() == src.resolve():
-            raise UserError(f"{flag} {path} is the input file; choose another path (the input is never overwritten)")
-    if dst.suffix.lower() not in (".wav", ".flac", ".ogg"):
-        raise UserError(f"--output {dst}: use a .wav, .flac or .ogg file name")
-    if dst.is_dir():
-        raise UserError(f"--output {dst} is a folder; give a file name inside it")
+    check_output_file(dst, "--output", args.force, (".wav", ".flac", ".ogg"), {"the input file": src})
+    if args.spectrogram:
+        check_output_file(Path(args.spectrogram), "--spectrogram", args.force, (".npz",),
+                          {"the input file": src, "the --output file": dst})
     cfg = load_config(args.config, args.set) if args.config else build_config({"reassigned": {}}, "defaults")
     rc = cfg.reassigned
     if args.method is not None:
@@ -81,6 +79,7 @@ if __name__ == "__main__":
     p.add_argument("--iters", type=int, help="iterations after PGHI (default reassigned.n_iter, 60)")
     p.add_argument("--checkpoint", default="", help="the learned inverse's net (scripts/train_reassigned.py)")
     p.add_argument("--spectrogram", default="", help="also write the (downmixed) input's reassigned spectrogram here (.npz)")
+    p.add_argument("--force", action="store_true", help="replace --output (and --spectrogram) if they exist")
     p.add_argument("--config", default="", help="a config whose 'reassigned' section to use (default: published settings)")
     p.add_argument("--set", action="append", default=[], help="config override a.b=value (with --config)")
     run(main, p)

@@ -98,7 +98,7 @@ def test_apply_overrides_nested_and_typed():
     assert out["seed"] == 3 and out["run_name"] == "a=b"
 
 
-@pytest.mark.parametrize("bad", ["train.lr", "seed.x=1"])
+@pytest.mark.parametrize("bad", ["train.lr", "seed.x=1", "data.extra_roots=["])
 def test_bad_overrides_are_user_errors(bad):
     with pytest.raises(UserError, match="--set"):
         apply_overrides({"seed": 0}, [bad])

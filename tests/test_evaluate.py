@@ -236,3 +236,25 @@ def test_domain_and_excerpt_come_from_the_config_or_the_command_line(tiny_cfg):
     assert with_eval(tiny_cfg, "music", 3.0).eval.domain == "music"
     with pytest.raises(UserError, match="--excerpt-seconds"):
         with_eval(tiny_cfg, seconds=0.0)
+
+
+def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(trained, tmp_path):
+    data, ckpt, cfg = trained
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "metrics.csv").write_text("an earlier run\n")
+    (out / "report.html").write_text("<p>an earlier run's page</p>")
+    (out / "notes.txt").write_text("mine")
+    args = ["--checkpoint", ckpt, "--data", data, "--gap-ms", 50, "--gaps-per-file", 1, "--limit-files", 1,
+            "--baselines", "zero", "--metrics", "pesq", "--out", out]
+    proc = run_script("evaluate.py", *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "holds an earlier run's results" in proc.stderr and "--force" in proc.stderr
+    assert (out / "metrics.csv").read_text() == "an earlier run\n"
+    proc = run_script("evaluate.py", *args, "--force")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["system"] for r in read_rows(out / "metrics.csv")} == {"tiny/best", "zero"}
+    assert not (out / "report.html").exists()            # no page left beside numbers it does not show
+    assert (out / "notes.txt").read_text() == "mine"      # only the run's own files are replaced
+    proc = run_script("evaluate.py", *args[:-1], out / "metrics.csv")
+    assert proc.returncode == 2 and "is a file" in proc.stderr

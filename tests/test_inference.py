@@ -157,3 +157,42 @@ def test_output_equal_to_input_is_refused(checkpoint, tmp_path):
     done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", same)
     assert_user_error(done, "is the input file")
     assert source.read_bytes() == before
+
+
+def test_an_existing_output_is_kept_unless_force_is_given(checkpoint, tmp_path):
+    source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
+    mine = write(tmp_path / "mine.wav", pcm(0.5, seed=3))            # a file the user already had
+    before = mine.read_bytes()
+    done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", mine)
+    assert_user_error(done, "--output", "mine.wav exists", "--force")
+    assert mine.read_bytes() == before
+    done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", mine, "--force")
+    assert done.returncode == 0, done.stderr
+    assert len(read_int16(mine)) == len(read_int16(source))
+
+
+@pytest.mark.parametrize("figure, fragment", [("fig.xyz", "use a .png, .pdf or .svg"), ("in.wav", "is the input file"),
+                                              ("out.wav", "is the --output file"), (".", "is a folder")])
+def test_a_bad_figure_name_fails_before_anything_is_written(checkpoint, tmp_path, figure, fragment):
+    source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
+    done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", tmp_path / "out.wav",
+                      "--figure", tmp_path / figure)
+    assert_user_error(done, "--figure", fragment)
+    assert not (tmp_path / "out.wav").exists()
+
+
+@pytest.mark.parametrize("gaps, fragment", [("0.4:inf", "both finite"), ("0.4:0.400001", "shorter than one sample"),
+                                            ("-1:0.5", "--gaps")])
+def test_impossible_gaps_are_one_line_errors(checkpoint, tmp_path, gaps, fragment):
+    source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
+    done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", tmp_path / "out.wav",
+                      "--gaps", gaps)
+    assert_user_error(done, fragment)     # '-1:0.5' reads as an option to argparse: its error, on one line
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_checkpoint_folder_is_named_as_one(checkpoint, tmp_path):
+    source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
+    done = run_script("inference.py", "--checkpoint", checkpoint.parent, "--input", source,
+                      "--output", tmp_path / "out.wav")
+    assert_user_error(done, "is a folder", "best.pt")

@@ -129,3 +129,13 @@ def test_training_survives_a_messy_ljspeech_folder(tmp_path, caplog):
                                                                               "val files: skipped"))]
     broken = set(wavs[5:8]) - set(build_splits(cfg)["test"])      # test files are not read in training
     assert sum(skipped) == len(broken) >= 2, caplog.text
+
+
+def test_a_text_file_named_mp3_is_not_called_missing(tmp_path):
+    from processors.audio_io import read_audio
+    from processors.core.errors import UserError
+    fake = tmp_path / "song.mp3"
+    fake.write_text("not audio at all\n" * 50)
+    with pytest.raises(UserError, match="cannot decode audio") as caught:
+        read_audio(fake)
+    assert "does not exist" not in str(caught.value) and "song.mp3" in str(caught.value)

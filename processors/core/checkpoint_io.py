@@ -44,6 +44,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint on the CPU; UserError if missing, truncated, foreign or of another version."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a folder; give the file inside it, e.g. {path / 'best.pt'}")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:

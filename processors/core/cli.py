@@ -4,15 +4,44 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Callable
 
 from processors.core.errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's one-line error (argparse's own prints its whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = _Parser(description=description)
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
+
+
+def check_output_file(path: Path, flag: str, force: bool, suffixes: tuple[str, ...] = (),
+                      others: dict[str, Path] | None = None) -> None:
+    """UserError unless ``path`` (given as ``flag``) can take a new file: none of ``others``
+    (``{what it is: path}``), named with one of ``suffixes`` (any if empty), not a folder nor
+    under a file, and not an existing file unless ``force``: nothing the user had is replaced
+    by accident."""
+    for what, other in (others or {}).items():
+        if path.resolve() == Path(other).resolve():
+            raise UserError(f"{flag} {path} is {what}; choose another path (it is never overwritten)")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name inside it")
+    if suffixes and path.suffix.lower() not in suffixes:
+        names = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
+        raise UserError(f"{flag} {path}: use a {names} file name")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{flag} {path}: {above} is a file, not a folder")
+    if path.exists() and not force:
+        raise UserError(f"{flag} {path} exists; choose another path or add --force to replace it")
 
 
 def summary_line(summary: dict) -> str:

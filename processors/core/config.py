@@ -275,7 +275,10 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected key=value, e.g. train.lr=3e-4")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw) if raw != "" else ""
+    try:
+        return key.strip().split("."), yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        raise UserError(f"--set {text!r}: the value is not valid YAML (quote a list, e.g. 'a.b=[1, 2]')") from None
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

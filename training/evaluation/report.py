@@ -94,6 +94,18 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
     return path
 
 
+def earlier_results(out: Path) -> list[Path]:
+    """What an earlier evaluation wrote under ``out`` (its files and folders, nothing else)."""
+    return [path for name in ("metrics.csv", "summary.md", SUMMARY_DATA, "plots", "report", PAGE)
+            if (path := out / name).exists()]
+
+
+def clear_results(out: Path) -> None:
+    """Remove :func:`earlier_results`, so that a replaced run leaves no stale page or plot."""
+    for path in earlier_results(out):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
                  cfg, header: list[str]) -> dict[str, Path]:
     """metrics.csv, summary.md (and its data, summary.json, for the HTML report),
