@@ -1,8 +1,11 @@
 """Reading and writing audio with soundfile (torchaudio's I/O needs torchcodec)."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,22 @@ _SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILIN
 _STREAMED = 0x7FFFFFFF      # data sizes at or above this are "unknown length" markers, not a promise
 
 
+@contextlib.contextmanager
+def _quiet_decoder():
+    """Silence file descriptor 2 while libsndfile decodes: its MP3 decoder (libmpg123) prints
+    its complaints about a stream there itself, and read_audio's one-line error says what
+    matters. Python's own sys.stderr is flushed first and restored with the descriptor."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a file as it is.
 
@@ -33,14 +52,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise UserError(f"audio file is empty: {path}")
     try:
-        with sf.SoundFile(str(path)) as f:
+        with _quiet_decoder(), sf.SoundFile(str(path)) as f:
             header = f.extra_info
             samples = f.read(dtype="float32", always_2d=True)
             sr = f.samplerate
     except Exception as exc:  # soundfile raises several types for corrupt data
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "does not exist" in reason:      # libsndfile's words for a stream it cannot parse (the file is there)
-            reason = "not an audio stream it can parse"
+            reason = "libsndfile finds no audio stream it can decode in it"
         raise UserError(f"cannot decode audio {path}: {reason}") from exc
     if samples.shape[0] == 0:
         raise UserError(f"audio file has no samples: {path}")

@@ -24,8 +24,9 @@ def main(args) -> int:
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the results")
+    above = next((p for p in (out, *out.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():       # found now, not at the end of a long run
+        raise UserError(f"--out {out}: {above} is a file; give a folder for the results")
     earlier = earlier_results(out)
     if earlier and not args.force:      # a report.html left beside new numbers would not match them
         raise UserError(f"--out {out} holds an earlier run's results ({earlier[0].name}); choose a new folder "

@@ -7,6 +7,9 @@ import _path  # noqa: F401
 from processors.core.cli import parser, run
 from processors.core.config import InferenceConfig
 
+# what matplotlib's savefig writes (listed here: importing matplotlib would slow every error)
+FIGURE_TYPES = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
+
 
 def main(args) -> int:
     import logging
@@ -17,7 +20,7 @@ def main(args) -> int:
     src, dst = Path(args.input), Path(args.output)
     check_output_file(dst, "--output", args.force, (".wav", ".flac", ".ogg"), {"the input file": src})
     if args.figure:     # checked now: a bad name must not fail after the fill is written
-        check_output_file(Path(args.figure), "--figure", args.force, (".png", ".pdf", ".svg"),
+        check_output_file(Path(args.figure), "--figure", args.force, FIGURE_TYPES,
                           {"the input file": src, "the --output file": dst})
 
     import numpy as np
@@ -106,7 +109,7 @@ if __name__ == "__main__":
     p.add_argument("--vocoder", help="vocoder method instead of the checkpoint's, e.g. griffinlim or melspec2spec")
     p.add_argument("--vocoder-checkpoint", metavar="PATH",
                    help="a learned vocoder's trained net (scripts/train_vocoder.py); alone, it picks the vocoder too")
-    p.add_argument("--figure", help="write a before/after spectrogram here (.png, .pdf or .svg)")
+    p.add_argument("--figure", help="write a before/after spectrogram here (.png, .pdf, .svg, .jpg, ...)")
     p.add_argument("--force", action="store_true", help="replace --output (and --figure) if they exist")
     p.add_argument("--stereo", choices=typing.get_args(typing.get_type_hints(InferenceConfig)["stereo"]),
                    help="a file with several channels: fill the mix and copy it to every channel, or fill each "

@@ -245,6 +245,8 @@ def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(tr
     (out / "metrics.csv").write_text("an earlier run\n")
     (out / "report.html").write_text("<p>an earlier run's page</p>")
     (out / "notes.txt").write_text("mine")
+    (out / "plots").mkdir()
+    (out / "plots" / "my_figure.png").write_bytes(b"mine")
     args = ["--checkpoint", ckpt, "--data", data, "--gap-ms", 50, "--gaps-per-file", 1, "--limit-files", 1,
             "--baselines", "zero", "--metrics", "pesq", "--out", out]
     proc = run_script("evaluate.py", *args)
@@ -256,5 +258,14 @@ def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(tr
     assert {r["system"] for r in read_rows(out / "metrics.csv")} == {"tiny/best", "zero"}
     assert not (out / "report.html").exists()            # no page left beside numbers it does not show
     assert (out / "notes.txt").read_text() == "mine"      # only the run's own files are replaced
-    proc = run_script("evaluate.py", *args[:-1], out / "metrics.csv")
-    assert proc.returncode == 2 and "is a file" in proc.stderr
+    assert (out / "plots" / "my_figure.png").read_bytes() == b"mine"
+    proc = run_script("evaluate.py", *args[:-1], out / "metrics.csv" / "deeper")
+    assert proc.returncode == 2 and "metrics.csv is a file" in proc.stderr
+
+
+def test_a_folder_of_the_users_own_is_not_an_earlier_run(tmp_path):
+    from training.evaluation.report import earlier_results
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "metrics_vs_gap.png").write_bytes(b"a figure of the user's")
+    (tmp_path / "report.html").write_text("a page of the user's")
+    assert earlier_results(tmp_path) == []          # no metrics.csv or summary.json: not a run's folder

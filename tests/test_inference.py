@@ -112,6 +112,10 @@ def make_case(case: str, tmp_path, checkpoint):
     if case == "unreadable input":
         source.write_bytes(np.random.default_rng(0).bytes(5000))
         return ["--checkpoint", ckpt, "--input", source, "--output", out], ["cannot decode", "in.wav"]
+    if case == "text named .mp3":         # libmpg123 has its own say on fd 2; the user sees one line
+        source = tmp_path / "in.mp3"
+        source.write_text("not audio at all\n" * 50)
+        return ["--checkpoint", ckpt, "--input", source, "--output", out], ["cannot decode", "in.mp3"]
     if case == "no gap":
         write(source, pcm(1.0))
         return ["--checkpoint", ckpt, "--input", source, "--output", out], ["no gap found", "--gaps"]
@@ -138,7 +142,7 @@ def make_case(case: str, tmp_path, checkpoint):
     raise AssertionError(case)
 
 
-CASES = ["missing input", "unreadable input", "no gap", "gap at start", "gap at end", "gap too long",
+CASES = ["missing input", "unreadable input", "text named .mp3", "no gap", "gap at start", "gap at end", "gap too long",
          "checkpoint missing", "checkpoint truncated", "bad output suffix"]
 
 
@@ -171,7 +175,7 @@ def test_an_existing_output_is_kept_unless_force_is_given(checkpoint, tmp_path):
     assert len(read_int16(mine)) == len(read_int16(source))
 
 
-@pytest.mark.parametrize("figure, fragment", [("fig.xyz", "use a .png, .pdf or .svg"), ("in.wav", "is the input file"),
+@pytest.mark.parametrize("figure, fragment", [("fig.xyz", "use a .png, .pdf, .svg"), ("in.wav", "is the input file"),
                                               ("out.wav", "is the --output file"), (".", "is a folder")])
 def test_a_bad_figure_name_fails_before_anything_is_written(checkpoint, tmp_path, figure, fragment):
     source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
@@ -181,13 +185,15 @@ def test_a_bad_figure_name_fails_before_anything_is_written(checkpoint, tmp_path
     assert not (tmp_path / "out.wav").exists()
 
 
-@pytest.mark.parametrize("gaps, fragment", [("0.4:inf", "both finite"), ("0.4:0.400001", "shorter than one sample"),
-                                            ("-1:0.5", "--gaps")])
+@pytest.mark.parametrize("gaps, fragment", [(["--gaps", "0.4:inf"], "both finite"),
+                                            (["--gaps", "0.4:0.400001"], "shorter than one sample"),
+                                            (["--gaps=-1:0.5"], "needs 0 <= start < end"),
+                                            (["--gaps", "-1:0.5"], "argument --gaps")])    # argparse's, on one line
 def test_impossible_gaps_are_one_line_errors(checkpoint, tmp_path, gaps, fragment):
     source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
     done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", tmp_path / "out.wav",
-                      "--gaps", gaps)
-    assert_user_error(done, fragment)     # '-1:0.5' reads as an option to argparse: its error, on one line
+                      *gaps)
+    assert_user_error(done, fragment)
     assert not (tmp_path / "out.wav").exists()
 
 

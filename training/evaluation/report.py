@@ -95,15 +95,23 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
 
 
 def earlier_results(out: Path) -> list[Path]:
-    """What an earlier evaluation wrote under ``out`` (its files and folders, nothing else)."""
-    return [path for name in ("metrics.csv", "summary.md", SUMMARY_DATA, "plots", "report", PAGE)
-            if (path := out / name).exists()]
+    """The files and folders an earlier evaluation wrote under ``out``; none unless its
+    metrics.csv or summary.json is there (a folder of the user's own is not a run's)."""
+    if not ((out / "metrics.csv").exists() or (out / SUMMARY_DATA).exists()):
+        return []
+    names = ("metrics.csv", "summary.md", SUMMARY_DATA, PAGE, MANIFEST, "report/audio", "report/spec")
+    return [out / n for n in names if (out / n).exists()] + sorted((out / "plots").glob("metrics_vs_gap.png")) \
+        + sorted((out / "plots").glob("example_*.png"))
 
 
 def clear_results(out: Path) -> None:
-    """Remove :func:`earlier_results`, so that a replaced run leaves no stale page or plot."""
+    """Remove :func:`earlier_results` (nothing else), so that a replaced run leaves no stale
+    page or plot; ``plots/`` and ``report/`` go too if that leaves them empty."""
     for path in earlier_results(out):
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for folder in (out / "plots", out / "report"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
