@@ -75,9 +75,9 @@ def assert_one_error_line(done: subprocess.CompletedProcess, code: int, *fragmen
 
 
 def snapshot(*folders: Path) -> dict[Path, str]:
-    """Every file under ``folders`` -> digest of its bytes."""
-    return {p: hashlib.sha1(p.read_bytes()).hexdigest()
-            for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under ``folders`` -> digest of its bytes, every folder -> 'folder'."""
+    return {p: hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for folder in folders for p in sorted(folder.rglob("*"))}
 
 
 # --------------------------------------------------------------------------- shared run

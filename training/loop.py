@@ -175,12 +175,21 @@ class Loop:
                 self.model, [n for n, p in self.model.named_parameters() if id(p) not in main])
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # the folders this run creates, deepest first (to remove them again if it never starts)
+        made = sorted({p for folder in (self.ckpt_dir, self.run_dir) for p in (folder, *folder.parents)
+                       if not p.exists()}, key=lambda p: len(p.parts), reverse=True)
         for folder, key in ((self.ckpt_dir, "train.checkpoints_dir"), (self.run_dir, "train.runs_dir")):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UserError(f"{key}: cannot create {folder}: {exc.strerror or exc}") from exc
-        self.task.load_data()             # draws no random numbers: the restored RNG state stays as saved
+        try:
+            self.task.load_data()         # draws no random numbers: the restored RNG state stays as saved
+        except BaseException:
+            for folder in made:           # a run that never started leaves no empty run folders behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
         self.stop_requested = False
 
     # ------------------------------------------------------------------ state
