@@ -191,3 +191,14 @@ def test_same_config_and_seed_give_the_same_losses(first, second, tmp_path, trai
     Trainer(a).fit()
     Trainer(b).fit()
     assert _losses(a) == _losses(b) and len(_losses(a)) == 4
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_every_output_gets_the_permissions_a_new_file_would(writer, tmp_path):
+    # the temporary file behind an atomic write is made 0600; a checkpoint a teammate cannot read
+    # (as every .pt was, while audio was not) is a surprise on a shared machine
+    write, _ = WRITERS[writer]
+    path = tmp_path / ("out.wav" if writer == "audio" else "out.file")
+    write(path, 1)
+    (tmp_path / "plain").write_text("")
+    assert path.stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777

@@ -1,14 +1,13 @@
 """Checkpoints: written atomically, loaded with clear errors, carrying their config."""
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from processors.core.atomic import atomic_path
 from processors.core.errors import UserError
 
 FORMAT_VERSION = 1   # bump when the checkpoint layout changes incompatibly
@@ -23,22 +22,10 @@ class CheckpointMismatch(UserError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename.
-
-    A kill at any moment leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through :func:`atomic_path`: a kill at any moment leaves either the old file
+    or the new one, never half of one, and the file gets the permissions any new file would."""
+    with atomic_path(path) as tmp:
+        torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:
