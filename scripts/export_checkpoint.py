@@ -17,10 +17,11 @@ def main(args) -> int:
     src, dst = Path(args.checkpoint), Path(args.output)
     check_output_file(dst, "--output", args.force, others={"the input checkpoint": src})
     state = inference_state(load_checkpoint(src), half=not args.fp32)
+    config = apply_overrides(state["config"], args.set)     # a malformed --set fails here, as in training
     bad = [o for o in args.set if not o.startswith(("inference.", "vocoder.n_iter=", "eval."))]
     if bad:     # anything else would describe a model other than the weights'
         raise UserError(f"--set {bad[0]!r}: only inference.*, vocoder.n_iter and eval.* can change on export")
-    state["config"] = build_config(apply_overrides(state["config"], args.set), f"{src} (config)").to_dict()
+    state["config"] = build_config(config, f"{src} (config)").to_dict()
     save_checkpoint(dst, state)
     load_inpainter(dst)            # the exported file rebuilds its model, or this fails loudly now
     print(f"{src} -> {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
