@@ -9,6 +9,7 @@ DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 def main(args) -> int:
     from pathlib import Path
 
+    from processors.core.cli import check_output_folder
     from processors.core.errors import UserError
     from models.build import load_inpainter
     from training.configure import load_config
@@ -24,9 +25,7 @@ def main(args) -> int:
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
     out = Path(args.out)
-    above = next((p for p in (out, *out.parents) if p.exists()), None)
-    if above is not None and not above.is_dir():       # found now, not at the end of a long run
-        raise UserError(f"--out {out}: {above} is a file; give a folder for the results")
+    check_output_folder(out, "--out")               # found now, not at the end of a long run
     earlier = earlier_results(out)
     if earlier and not args.force:      # a report.html left beside new numbers would not match them
         raise UserError(f"--out {out} holds an earlier run's results ({earlier[0].name}); choose a new folder "

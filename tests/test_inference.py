@@ -176,7 +176,8 @@ def test_an_existing_output_is_kept_unless_force_is_given(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("figure, fragment", [("fig.xyz", "use a .png, .pdf, .svg"), ("in.wav", "is the input file"),
-                                              ("out.wav", "is the --output file"), (".", "is a folder")])
+                                              ("out.wav", "is the --output file"), (".", "is a folder"),
+                                              ("in.wav/fig.png", "in.wav is a file, not a folder")])
 def test_a_bad_figure_name_fails_before_anything_is_written(checkpoint, tmp_path, figure, fragment):
     source = write(tmp_path / "in.wav", with_silence(pcm(1.0), [(0.4, 0.45)]))
     done = run_script("inference.py", "--checkpoint", checkpoint, "--input", source, "--output", tmp_path / "out.wav",

@@ -10,7 +10,7 @@ import torch
 from conftest import SHARED, requires_shared
 from processors.audio_io import load_mono
 from processors.isolation import CrashIsolation
-from processors.lpc import lpc_edges, lpc_extrapolate, lpc_fill, lpc_sizes
+from processors.lpc import lpc_edges, lpc_extrapolate, lpc_fill
 from processors.metrics import (LSD_FLOOR_DB, bins_up_to, centre_frames, excerpt_bounds, log_spectral_distance,
                                 mel_mse, mel_snr_db, pesq_wb, spectral_distance_db, stoi_scores)
 from processors.speech_mos import dnsmos_overall, plcmos
@@ -162,10 +162,6 @@ def test_lpc_edges_of_a_short_gap_shrink_so_each_seam_is_its_own_sides_predictio
     assert np.max(np.abs(out[:40] - x[1500:1540])) < 0.02
     assert np.max(np.abs(out[-40:] - x[1620:1660])) < 0.02
     assert abs(out[80] - 9.0) < 0.01                             # the middle is the fill's
-
-
-def test_lpc_sizes_are_the_baselines_milliseconds():
-    assert lpc_sizes(22050) == (2205, 882) and lpc_sizes(16000) == (1600, 640)
 
 
 def test_lpc_returns_zeros_for_silent_or_tiny_context():

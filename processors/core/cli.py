@@ -37,11 +37,17 @@ def check_output_file(path: Path, flag: str, force: bool, suffixes: tuple[str, .
     if suffixes and path.suffix.lower() not in suffixes:
         names = ", ".join(suffixes[:-1]) + f" or {suffixes[-1]}" if len(suffixes) > 1 else suffixes[0]
         raise UserError(f"{flag} {path}: use a {names} file name")
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise UserError(f"{flag} {path}: {above} is a file, not a folder")
+    check_output_folder(path.parent, flag)
     if path.exists() and not force:
         raise UserError(f"{flag} {path} exists; choose another path or add --force to replace it")
+
+
+def check_output_folder(path: Path, flag: str) -> None:
+    """UserError if ``path`` (given as ``flag``, or a file's folder) cannot be a folder: it, or
+    the nearest existing path above it, is a file."""
+    above = next((p for p in (path, *path.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{flag}: {above} is a file, not a folder")
 
 
 def summary_line(summary: dict) -> str:

@@ -100,8 +100,9 @@ def earlier_results(out: Path) -> list[Path]:
     if not ((out / "metrics.csv").exists() or (out / SUMMARY_DATA).exists()):
         return []
     names = ("metrics.csv", "summary.md", SUMMARY_DATA, PAGE, MANIFEST, "report/audio", "report/spec")
-    return [out / n for n in names if (out / n).exists()] + sorted((out / "plots").glob("metrics_vs_gap.png")) \
-        + sorted((out / "plots").glob("example_*.png"))
+    plots = out / "plots"
+    return [out / n for n in names if (out / n).exists()] + sorted(plots.glob("metrics_vs_gap.png")) + \
+        sorted(plots.glob("example_*.png"))
 
 
 def clear_results(out: Path) -> None:
