@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from datasets.sources import SOURCES
 from models import fc, mae, pix2pix, unet  # noqa: F401  (registration side effect)
 from models.reassigned_net import validate_net_params
@@ -51,6 +53,12 @@ def check_components(cfg: Config, where: str = "config") -> Config:
     INVERSIONS.lookup(rc.method, f"{where}: reassigned.method")
     net_params = validate_net_params(rc.params, f"{where}: reassigned.params")
     model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
+    _check(not (model_params.get("guide") and model_params.get("corpus")), f"{where}: model.params",
+           "guide and corpus are two sources for the same two input channels: set one of them")
+    for key in ("corpus_bands", "corpus_context"):
+        _check(model_params.get(key, 1) >= 1, f"{where}: model.params.{key}", f"must be >= 1, got {model_params.get(key)}")
+    _check(model_params.get("corpus_max_frames", 0) >= 0, f"{where}: model.params.corpus_max_frames",
+           "must be >= 0 (0 = every training clip)")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),
                                vocoder=dataclasses.replace(v, params=vocoder_params),
                                reassigned=dataclasses.replace(rc, params=net_params))
@@ -78,10 +86,30 @@ def load_initial_weights(model: Inpainter, cfg: Config, name: str) -> None:
     audio = config_changes(state["config"].get("audio", {}), dataclasses.asdict(cfg.audio), "audio.")
     if audio:
         raise UserError(f"{key}: {path} was trained on other audio settings ({audio[0]})")
-    problem = weights_mismatch(model, state["model"])
+    weights = with_new_inputs(model, state["model"])
+    problem = weights_mismatch(model, weights)
     if problem:
         raise UserError(f"{key}: {path} does not fit this {cfg.model.name} model ({problem})")
-    model.load_state_dict(state["model"])         # a shipped model's fp16 weights become float32 here
+    model.load_state_dict(weights)         # a shipped model's fp16 weights become float32 here
+
+
+def with_new_inputs(model: Inpainter, weights: dict) -> dict:
+    """``weights`` made to fit a model that takes more input channels than theirs (a guide
+    added to a trained model): a convolution whose input channels are fewer than the model's
+    gets zeros for the new ones (appended last, as the models stack their inputs), so the
+    model starts out computing what the checkpoint did; a tensor the model leaves empty until
+    data fills it (a corpus) and the checkpoint lacks keeps the model's own."""
+    own, out = model.state_dict(), dict(weights)
+    for k, mine in own.items():
+        theirs = out.get(k)
+        if theirs is None:
+            if mine.numel() == 0:
+                out[k] = mine
+        elif (mine.ndim == 4 and theirs.ndim == 4 and mine.shape[0] == theirs.shape[0]
+              and mine.shape[2:] == theirs.shape[2:] and mine.shape[1] > theirs.shape[1]):
+            pad = torch.zeros((mine.shape[0], mine.shape[1] - theirs.shape[1], *mine.shape[2:]), dtype=theirs.dtype)
+            out[k] = torch.cat([theirs, pad], dim=1)
+    return out
 
 
 def load_inpainter(path: str | Path):

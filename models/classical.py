@@ -45,3 +45,19 @@ class SimilarityMelFill(nn.Module):
         matched = (guide[:, 1:2] != 0).to(masked.dtype) * mask
         fallback = linear_interpolation(masked, mask)
         return fallback * (1 - matched) + guide[:, :1].to(masked.dtype) * matched
+
+
+class CorpusCopy(nn.Module):
+    """A corpus-searching model's guide alone (Inpainter.searches_corpus): each gap takes the
+    stretch of the model's training clips whose surroundings match best, copied as it is,
+    without the network's correction. For evaluation beside the model; no weights of its own.
+
+    ``forward(masked, mask (B, 1, n_mels, T)) -> (B, 1, n_mels, T)``, the context unchanged.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return SimilarityMelFill()(masked, mask, self.model.corpus_guide(masked, mask, level=True))

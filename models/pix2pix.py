@@ -23,6 +23,10 @@ class Pix2PixParams:
     base_channels: int = 32       # generator: the U-Net's params
     depth: int = 4
     residual_interp: bool = True
+    corpus: bool = False          # the U-Net's corpus guide (models.unet.UNetParams)
+    corpus_bands: int = 40
+    corpus_context: int = 12
+    corpus_max_frames: int = 0
     disc_channels: int = 32       # discriminator: width of its first layer
     disc_layers: int = 3          # stride-2 convolutions: each halves the patch map
 
@@ -81,12 +85,21 @@ class Pix2PixInpainter(Inpainter):
     def __init__(self, params: Pix2PixParams, n_mels: int, n_frames: int):
         super().__init__()
         unet = UNetParams(base_channels=params.base_channels, depth=params.depth,
-                          residual_interp=params.residual_interp)
+                          residual_interp=params.residual_interp, corpus=params.corpus,
+                          corpus_bands=params.corpus_bands, corpus_context=params.corpus_context,
+                          corpus_max_frames=params.corpus_max_frames)
         self.generator = UNetInpainter(unet, n_mels, n_frames)
+        self.searches_corpus = self.generator.searches_corpus
         self.discriminator = PatchDiscriminator(params.disc_channels, params.disc_layers)
 
-    def predict(self, masked, mask):
-        return self.generator.predict(masked, mask)
+    def predict(self, masked, mask, guide=None):
+        return self.generator.predict(masked, mask, guide)
+
+    def index_corpus(self, mels):
+        return self.generator.index_corpus(mels)
+
+    def corpus_guide(self, masked, mask, level: bool = False):
+        return self.generator.corpus_guide(masked, mask, level)
 
     def param_groups(self):
         return {"model": list(self.generator.parameters()), "discriminator": list(self.discriminator.parameters())}

@@ -33,6 +33,9 @@ class Inpainter(nn.Module):
     """
 
     takes_guide: bool = False
+    # A model that ``searches_corpus`` builds the same guide itself, from the training clips it
+    # keeps (processors.corpus_search), so callers give it nothing more than any other model.
+    searches_corpus: bool = False
 
     # Names of loss terms the model computes itself (``model_terms``), so that
     # ``loss.weights`` may weight them like the registered losses.
@@ -42,11 +45,19 @@ class Inpainter(nn.Module):
         raise NotImplementedError
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        if self.searches_corpus:      # its own guide, unless training gives one (that skips the crop's clip)
+            return masked * (1 - mask) + self.predict(masked, mask, guide) * mask
         if not self.takes_guide:
             return masked * (1 - mask) + self.predict(masked, mask) * mask
         if guide is None:
             raise UserError(f"model {self.registry_name!r} needs the similarity guide as input")
         return masked * (1 - mask) + self.predict(masked, mask, guide) * mask
+
+    def index_corpus(self, mels: list) -> tuple | None:
+        """A model that ``searches_corpus`` keeps the training clips' log-Mels [(n_mels, T_i)]
+        and returns (its processors.corpus_search.CorpusSearch, each clip's frame span in
+        it), for the training crops' guides; any other model returns None."""
+        return None
 
     # ---- optional training hooks; the defaults make an ordinary one-network inpainter.
     # The trainer calls them for every model, so it needs no per-model branches.

@@ -123,6 +123,7 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
     fade = 0 if edges or getattr(vocoder, "joins_context", False) else int(cfg.inference.crossfade_ms * sr / 1000)
     n_ctx, order = lpc_sizes(sr)
     search = song_search(mono, sr, gaps, cfg, mel_fn) if getattr(model, "takes_guide", False) else None
+    copy_score = cfg.inference.corpus_copy_score if getattr(model, "searches_corpus", False) else 0.0
     copied = found = None
     if search is not None and cfg.inference.guide_detail:
         if not getattr(vocoder, "takes_detail", False):
@@ -151,6 +152,9 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
             guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5, found)
             extra["guide"] = torch.from_numpy(guide)[None]
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
+        if copy_score > 0:            # a close match from the corpus, copied as it is
+            guide = model.corpus_guide(masked[None, None], mask[None, None], level=True)[0]
+            pred = torch.where(guide[1] >= copy_score, guide[0], pred)
         # context vocoders keep the true audio around the hole and the frames clear of it
         if copied is None:
             wave = vocoder(pred, context, hole).numpy()

@@ -40,14 +40,22 @@ def search_features(mel, bands: int) -> torch.Tensor:
     is scaled to unit L2 norm (a frame that is flat after centring stays zero).
     Returns float32 (T, bands), contiguous.
     """
+    pooled = pooled_bands(mel, bands)
+    return unit_frames(pooled - pooled.mean(0, keepdim=True))
+
+
+def pooled_bands(mel, bands: int) -> torch.Tensor:
+    """(n_mels, T) numpy or torch -> float32 (T, bands): the Mel bands averaged in ``bands``
+    contiguous groups (the last takes the remainder)."""
     m = torch.as_tensor(np.asarray(mel), dtype=torch.float32)
     n_mels = m.shape[0]
-    bands = max(1, min(bands, n_mels))
-    edges = np.linspace(0, n_mels, bands + 1).astype(int)
-    pooled = torch.stack([m[a:b].mean(0) for a, b in zip(edges[:-1], edges[1:])], dim=1)   # (T, bands)
-    pooled = pooled - pooled.mean(0, keepdim=True)
-    norm = pooled.norm(dim=1, keepdim=True)
-    return (pooled / norm.clamp(min=1e-6)).contiguous()
+    edges = np.linspace(0, n_mels, max(1, min(bands, n_mels)) + 1).astype(int)
+    return torch.stack([m[a:b].mean(0) for a, b in zip(edges[:-1], edges[1:])], dim=1)
+
+
+def unit_frames(x: torch.Tensor) -> torch.Tensor:
+    """(T, D) -> each frame scaled to unit L2 norm (an all-zero frame stays zero); contiguous."""
+    return (x / x.norm(dim=1, keepdim=True).clamp(min=1e-6)).contiguous()
 
 
 def _diagonal_sums(g: torch.Tensor) -> torch.Tensor:
@@ -82,17 +90,32 @@ def find_match(feats: torch.Tensor, gap: tuple[int, int], context: int,
     missing[g0:g1] = True
     query = torch.cat([feats[g0 - cl:g0], feats[g1:g1 + cr]])        # (cl + cr, D)
     weight = (~torch.cat([missing[g0 - cl:g0], missing[g1:g1 + cr]])).float()
-    if weight.sum() == 0:
+    # stay clear of the gap with the copy and its context
+    return best_match(feats, query, weight, cl, length, missing,
+                      lambda starts: (starts + length + cr <= g0) | (starts - cl >= g1))
+
+
+def best_match(feats: torch.Tensor, query: torch.Tensor, weight: torch.Tensor, cl: int, length: int,
+               missing: torch.Tensor, allowed) -> Match:
+    """The start in ``feats`` (T, D) whose surroundings best match a gap's context.
+
+    query: (cl + cr, D) features of the gap's context, ``cl`` frames before it and the rest
+    after; weight: (cl + cr,) 1 for a known context frame, 0 for a missing one; length: the
+    gap's frames; missing: (T,) bool, frames of ``feats`` that may be neither copied nor
+    compared; allowed(starts (S,) long) -> (S,) bool: the caller's own rule on candidates.
+    The score is the mean cosine over the gap's known context frames.
+    """
+    t, cr = feats.shape[0], query.shape[0] - cl
+    if weight.sum() == 0 or t < length + cl + cr:
         return NO_MATCH
     g = feats @ (query * weight[:, None]).T                           # (T, cl + cr)
     g[missing] = 0.0
     left, right = _diagonal_sums(g[:, :cl]), _diagonal_sums(g[:, cl:])
     starts = torch.arange(cl, t - length - cr + 1)                    # candidate s
     score = (left[starts - cl] + right[starts + length]) / weight.sum()
-    # a candidate may copy no missing frame, and stay clear of the gap with its context
+    # a candidate may copy no missing frame
     holes = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(missing.long(), 0)])
-    ok = holes[starts + length] - holes[starts] == 0
-    ok &= (starts + length + cr <= g0) | (starts - cl >= g1)
+    ok = (holes[starts + length] - holes[starts] == 0) & allowed(starts)
     if not ok.any():
         return NO_MATCH
     score = torch.where(ok, score, torch.full_like(score, -torch.inf))

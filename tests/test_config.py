@@ -206,5 +206,7 @@ def test_round_trip_through_dict_and_yaml(tmp_path, path):
 def test_to_dict_is_plain_data(tiny_cfg):
     data = tiny_cfg.to_dict()
     yaml.safe_dump(data)      # raises on anything that is not plain data
-    assert data["model"]["params"] == {"base_channels": 4, "depth": 2, "residual_interp": True, "guide": False}
+    assert data["model"]["params"] == {"base_channels": 4, "depth": 2, "residual_interp": True, "guide": False,
+                                       "corpus": False, "corpus_bands": 40, "corpus_context": 12,
+                                       "corpus_max_frames": 0}
     assert dataclasses.asdict(tiny_cfg) == data

@@ -63,8 +63,11 @@ class InpainterTask(Task):
         self.val_mels = compute_mels(splits["val"], cfg.audio, d.min_file_seconds, d.max_bad_fraction,
                                      "val files", cache, jobs)
         self.split_counts = {k: len(v) for k, v in splits.items()}
+        # a model that searches a corpus keeps the training clips (after any checkpoint it started from)
+        self.corpus = self.model.index_corpus(self.train_mels)
         self.val_loader = DataLoader(
-            build_crops(self.val_mels, cfg, cfg.seed + VAL_SEED_SALT, d.val_items, self.model.takes_guide),
+            build_crops(self.val_mels, cfg, cfg.seed + VAL_SEED_SALT, d.val_items, self.model.takes_guide,
+                        self.corpus),
             batch_size=cfg.train.batch_size, shuffle=False, generator=torch.Generator().manual_seed(cfg.seed))
 
     def describe(self) -> str:
@@ -78,7 +81,8 @@ class InpainterTask(Task):
         cfg = self.cfg
         b = cfg.train.batch_size
         # a model that takes the similarity guide gets it in every item (Inpainter.takes_guide)
-        data = build_crops(self.train_mels, cfg, cfg.seed, cfg.train.max_steps * b, self.model.takes_guide)
+        data = build_crops(self.train_mels, cfg, cfg.seed, cfg.train.max_steps * b, self.model.takes_guide,
+                           self.corpus, own_clips=True)
         return DataLoader(data, batch_size=b // self.world.size,
                           sampler=StepSampler(step, cfg.train.max_steps, b, self.world),
                           num_workers=cfg.data.num_workers, pin_memory=self.device.type == "cuda",

@@ -171,6 +171,10 @@ class InferenceConfig:
     # does for a few tens of milliseconds (processors.lpc.lpc_edges); 0 and 0 = off
     lpc_hold_ms: float = 0.0
     lpc_fade_ms: float = 0.0
+    # a model that searches a corpus (speech): a gap whose match scores at least this takes the
+    # match's Mel as it is, not the network's fill (0: never). A close match is the same sound,
+    # and copied it stays as sharp as speech is; the network's correction of it is a blend
+    corpus_copy_score: float = 0.0
 
 
 @dataclass

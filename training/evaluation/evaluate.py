@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.classical import SimilarityMelFill, linear_interpolation
+from models.classical import CorpusCopy, SimilarityMelFill, linear_interpolation
 from processors.audio_io import load_mono
 from processors.core.errors import UserError
 from processors.core.registry import Registry
@@ -169,14 +169,17 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
         tag = f"@{method}" if len(methods) > 1 else ""
         mcfg = with_vocoder(cfg, method, nets)
         vocoder = build_vocoder(mcfg)
-        for name, model, c in models:
-            c = with_vocoder(c, method, nets)
-            systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder),
-                                  getattr(model, "takes_guide", False)))
         # a checkpoint's output stage (inference.guide_detail, LPC edges) is its own, not the
         # baselines': similarity_mel (a guided Mel fill) would otherwise turn into similarity_wave
         bcfg = dataclasses.replace(mcfg, inference=dataclasses.replace(mcfg.inference, guide_detail=False,
                                                                        lpc_hold_ms=0.0, lpc_fade_ms=0.0))
+        for name, model, c in models:
+            c = with_vocoder(c, method, nets)
+            systems.append(System(name + tag, c, mel_system(model, c, mel_fn, vocoder),
+                                  getattr(model, "takes_guide", False)))
+            if baselines and getattr(model, "searches_corpus", False):   # its guide alone, beside the baselines
+                systems.append(System(f"{name} corpus copy{tag}", bcfg,
+                                      mel_system(CorpusCopy(model), bcfg, mel_fn, vocoder), False))
         systems += [System(b + (tag if b in VOCODED_BASELINES else ""), bcfg, BASELINES[b](bcfg, mel_fn, vocoder),
                            b in WHOLE_RECORDING_BASELINES)
                     for b in baselines if b in VOCODED_BASELINES or method == methods[0]]
