@@ -86,19 +86,23 @@ def load_initial_weights(model: Inpainter, cfg: Config, name: str) -> None:
     audio = config_changes(state["config"].get("audio", {}), dataclasses.asdict(cfg.audio), "audio.")
     if audio:
         raise UserError(f"{key}: {path} was trained on other audio settings ({audio[0]})")
-    weights = with_new_inputs(model, state["model"])
+    weights = with_new_inputs(model, state["model"], state["config"]["model"].get("params", {}))
     problem = weights_mismatch(model, weights)
     if problem:
         raise UserError(f"{key}: {path} does not fit this {cfg.model.name} model ({problem})")
     model.load_state_dict(weights)         # a shipped model's fp16 weights become float32 here
 
 
-def with_new_inputs(model: Inpainter, weights: dict) -> dict:
-    """``weights`` made to fit a model that takes more input channels than theirs (a guide
-    added to a trained model): a convolution whose input channels are fewer than the model's
-    gets zeros for the new ones (appended last, as the models stack their inputs), so the
-    model starts out computing what the checkpoint did; a tensor the model leaves empty until
-    data fills it (a corpus) and the checkpoint lacks keeps the model's own."""
+def with_new_inputs(model: Inpainter, weights: dict, their_params: dict) -> dict:
+    """``weights`` of a model without a guide made to fit ``model``, the same model with one
+    (``takes_guide`` or ``searches_corpus``; ``their_params``: the checkpoint's model.params):
+    the convolution that takes the inputs gets zeros for the guide's two channels (stacked
+    last), so the model starts out computing what the checkpoint did, and the corpus it
+    lacks stays empty until the training data fills it. Anything else is left to the
+    mismatch check."""
+    guided = lambda p: p.get("guide") or p.get("corpus")
+    if not (model.takes_guide or model.searches_corpus) or guided(their_params):
+        return weights
     own, out = model.state_dict(), dict(weights)
     for k, mine in own.items():
         theirs = out.get(k)
@@ -106,8 +110,8 @@ def with_new_inputs(model: Inpainter, weights: dict) -> dict:
             if mine.numel() == 0:
                 out[k] = mine
         elif (mine.ndim == 4 and theirs.ndim == 4 and mine.shape[0] == theirs.shape[0]
-              and mine.shape[2:] == theirs.shape[2:] and mine.shape[1] > theirs.shape[1]):
-            pad = torch.zeros((mine.shape[0], mine.shape[1] - theirs.shape[1], *mine.shape[2:]), dtype=theirs.dtype)
+              and mine.shape[2:] == theirs.shape[2:] and mine.shape[1] == theirs.shape[1] + 2):
+            pad = torch.zeros((mine.shape[0], 2, *mine.shape[2:]), dtype=theirs.dtype)
             out[k] = torch.cat([theirs, pad], dim=1)
     return out
 

@@ -9,8 +9,8 @@ speech validation files, that copy alone (through the same vocoder) rated PLCMOS
 guide from the training corpus").
 
 The corpus is the training clips' normalised log-Mels quantised to one byte (1/255 of the
-range), concatenated with one all-zero frame between clips; an all-zero frame is never
-copied or compared, so no match runs across two clips. The search is the similarity
+range), concatenated with one all-zero frame between clips; a match and the context it is
+compared on never run over such a frame, so both come from one clip. The search is the similarity
 search's (processors.similarity.best_match) over the corpus instead of the song, with the
 features centred on the corpus' mean, so a window's frames compare as the corpus' do.
 """
@@ -25,8 +25,9 @@ from processors.similarity import Match, best_match, gap_runs, pooled_bands, uni
 def quantise_corpus(mels: list[np.ndarray], max_frames: int = 0) -> tuple[torch.Tensor, list]:
     """Clips' normalised log-Mels [(n_mels, T_i)] -> (uint8 (n_mels, T), each clip's frame
     span (a, b) in it, or None for a clip left out). Clips are taken in order, one zero frame
-    between them, while the corpus stays within ``max_frames`` (0: no limit; the first clip
-    is always taken). Values are clipped to [0, 1]."""
+    between them; a clip that would take the corpus over ``max_frames`` is left out and the
+    next ones are still tried (0: no limit; the first clip is always taken). Values are
+    clipped to [0, 1]."""
     n_mels = mels[0].shape[0]
     sep = np.zeros((n_mels, 1), dtype=np.uint8)
     parts, spans, pos = [], [], 0
@@ -68,12 +69,15 @@ class CorpusSearch:
         query = unit_frames(pooled_bands(torch.cat([window[:, g0 - cl:g0], window[:, g1:g1 + cr]], 1),
                                          self.bands) - self.mean)
         weight = torch.from_numpy(~np.concatenate([columns[g0 - cl:g0], columns[g1:g1 + cr]])).float()
-        missing = self.missing
+        missing, length = self.missing, g1 - g0
         if exclude is not None:
             missing = missing.clone()
             missing[exclude[0]:exclude[1]] = True
-        return best_match(self.feats, query, weight, cl, g1 - g0, missing,
-                          lambda starts: torch.ones_like(starts, dtype=torch.bool))
+        # the copy and the context it is compared on lie inside one clip: a context that ran
+        # over a separator into the next clip would score a match the clip does not hold
+        holes = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(missing.long(), 0)])
+        return best_match(self.feats, query, weight, cl, length, missing,
+                          lambda starts: holes[starts + length + cr] - holes[starts - cl] == 0)
 
     def guide(self, window: torch.Tensor, columns: np.ndarray, exclude: tuple[int, int] | None = None,
               level: bool = False) -> torch.Tensor:

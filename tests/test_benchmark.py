@@ -52,3 +52,10 @@ def test_run_benchmark_works_on_a_copy_and_reads_the_extra_roots(tiny_cfg, tmp_p
     assert len(rows) == len(seen) and all(c is not cfg for c in seen)
     n = len(list_files("ljspeech", [tiny_cfg.data.root])) + 2
     assert lines[0].startswith(f"filled the cache of {n} files")
+
+
+def test_inference_is_timed_for_a_model_that_searches_a_corpus(tiny_cfg):
+    import dataclasses
+    cfg = dataclasses.replace(tiny_cfg, model=dataclasses.replace(
+        tiny_cfg.model, params={**tiny_cfg.model.params, "corpus": True}))
+    assert infer_time(cfg, 12.0, 1, gap_ms=50.0)["seconds"] > 0      # its corpus: the other clips

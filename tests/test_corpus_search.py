@@ -106,8 +106,11 @@ def test_evaluation_sets_the_guide_alone_beside_the_baselines(tmp_path):
     assert [s.name for s in build_systems([("m", model, cfg)], cfg, [])] == ["m"]
     copy = next(s for s in build_systems([("m", model, cfg)], cfg, ["linear"]) if s.name == "m corpus copy")
     wave = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
-    filled = copy.fill(wave * np.r_[np.ones(7000), np.zeros(1600), np.ones(7400)].astype(np.float32), (7000, 8600), wave)
-    assert filled.shape == wave.shape and np.array_equal(filled[:7000], wave[:7000]) and np.abs(filled[7000:8600]).max() > 0
+    gapped = wave * np.r_[np.ones(7000), np.zeros(1600), np.ones(7400)].astype(np.float32)
+    filled = copy.fill(gapped, (7000, 8600), wave)
+    assert filled.shape == wave.shape and np.array_equal(filled[:7000], wave[:7000])
+    linear = next(s for s in build_systems([("m", model, cfg)], cfg, ["linear"]) if s.name == "linear")
+    assert not np.allclose(filled[7000:8600], linear.fill(gapped, (7000, 8600), wave)[7000:8600], atol=1e-3)
 
 
 def test_a_close_match_is_copied_as_it_is_above_the_copy_score(tmp_path):
@@ -142,3 +145,30 @@ def test_a_config_asks_for_one_guide_at_a_time(tmp_path):
         make_tiny_cfg(tmp_path, tmp_path, "model.params.corpus=true", "model.params.guide=true")
     with pytest.raises(UserError, match=r"model.params.corpus_context: must be >= 1, got 0$"):
         make_tiny_cfg(tmp_path, tmp_path, "model.params.corpus=true", "model.params.corpus_context=0")
+
+
+def test_a_match_never_borrows_context_from_the_next_clip():
+    window = 0.1 + 0.9 * clips(1, 64, seed=9)[0]
+    a, b, c = clips(3, 120, seed=4)
+    a[:, -30:] = window[:, :30]                   # clip a ends with the gap's left context...
+    b[:, :34] = window[:, 30:]                    # ...and clip b starts with the gap and after it
+    c[:, 40:104] = window                         # clip c holds all of it, a little worse
+    c[:, 70:80] += 0.05
+    corpus, spans = quantise_corpus([a, b, c])
+    search = CorpusSearch(corpus, bands=20, context=8)
+    columns = np.zeros(64, dtype=bool)
+    columns[30:40] = True
+    match = search.match(torch.from_numpy(window * ~columns), columns, (30, 40))
+    assert match.start == spans[2][0] + 70          # not b's start, whose left context is a's end
+
+
+def test_only_a_model_without_a_guide_is_widened_to_take_one(tmp_path, ljspeech_dir):
+    import pytest
+    from processors.core.errors import UserError
+    plain = make_tiny_cfg(ljspeech_dir, tmp_path, "run_name=plain", "model.params.residual_interp=false",
+                          "train.max_steps=1", "train.val_every=1", "train.ckpt_every=1")
+    Trainer(plain).fit()
+    ckpt = tmp_path / "checkpoints" / "plain" / "last.pt"
+    cfg = make_tiny_cfg(ljspeech_dir, tmp_path, "model.params.corpus=true", f"train.init_from={ckpt}")
+    with pytest.raises(UserError, match=r"^train.init_from: .* does not fit this unet model"):
+        load_initial_weights(build_model(cfg), cfg, str(ckpt))     # interpolation input missing too

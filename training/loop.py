@@ -171,8 +171,10 @@ class Loop:
             # DDP must not wait for the other groups' gradients: a GAN's discriminator gets none in
             # a step whose adversarial weight is 0, and DDP would hang for them at the next step
             main = {id(p) for p in self.task.param_groups()["model"]}
+            # nor broadcast a corpus (models.unet) at every step: each process builds it from the data
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                self.model, [n for n, p in self.model.named_parameters() if id(p) not in main])
+                self.model, [n for n, p in self.model.named_parameters() if id(p) not in main]
+                + [n for n, _ in self.model.named_buffers() if n.split(".")[-1] == "corpus"])
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         # the folders this run creates, deepest first (to remove them again if it never starts)
