@@ -72,7 +72,11 @@ def test_corpus_model_starts_as_the_model_it_was_initialised_from_and_keeps_its_
     with torch.no_grad():
         assert torch.allclose(model(x * (1 - mask), mask), before(x * (1 - mask), mask), atol=1e-6)
 
-    Trainer(cfg).fit()                                           # trains on crops guided from the corpus
+    trainer = Trainer(cfg)
+    spans = trainer.task.train_batches(0).dataset.spans            # training skips each crop's own clip
+    assert spans is not None and len(spans) == len(trainer.task.train_mels)
+    assert trainer.task.val_loader.dataset.spans is None           # validation clips are not in the corpus
+    trainer.fit()                                                 # trains on crops guided from the corpus
     trained, tcfg = load_inpainter(tmp_path / "checkpoints" / "corpus" / "last.pt")
     assert trained.searches_corpus and trained.corpus.shape[1] > 0
     with torch.no_grad():                                         # the guide counts: another corpus, another fill
