@@ -60,4 +60,6 @@ class CorpusCopy(nn.Module):
         self.model = model
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return SimilarityMelFill()(masked, mask, self.model.corpus_guide(masked, mask, level=True))
+        guide = self.model.corpus_guide(masked, mask, level=True)
+        leveled = torch.cat([guide[:, :1] + guide[:, 2:], guide[:, 1:2]], dim=1)
+        return SimilarityMelFill()(masked, mask, leveled)

@@ -34,7 +34,8 @@ class Inpainter(nn.Module):
 
     takes_guide: bool = False
     # A model that ``searches_corpus`` builds the same guide itself, from the training clips it
-    # keeps (processors.corpus_search), so callers give it nothing more than any other model.
+    # keeps (processors.corpus_search), so callers need give it nothing more than any other
+    # model (training gives the crop's own, and inference one it searched already).
     searches_corpus: bool = False
 
     # Names of loss terms the model computes itself (``model_terms``), so that

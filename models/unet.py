@@ -128,7 +128,8 @@ class UNetInpainter(Inpainter):
 
     def corpus_guide(self, masked, mask, level: bool = False) -> torch.Tensor:
         """(B, 1, n_mels, T) masked Mels and masks -> (B, 2, n_mels, T) guides from the corpus
-        (``level``: each copy at its window's level, CorpusSearch.guide)."""
+        (``level``: (B, 3, n_mels, T), the third channel what brings each copy to its window's
+        level; CorpusSearch.guide). The network reads the first two."""
         search = self.corpus_search()
         return torch.stack([search.guide(m[0].float().cpu(), k[0, 0].cpu().numpy() > 0.5, level=level)
                             for m, k in zip(masked, mask)]).to(masked.device)
@@ -143,7 +144,7 @@ class UNetInpainter(Inpainter):
             base = linear_interpolation(masked, mask)
             inputs.append(base)
         if self.takes_guide or self.searches_corpus:
-            inputs.append(guide.to(masked.dtype))
+            inputs.append(guide[:, :2].to(masked.dtype))
         x = F.pad(torch.cat(inputs, dim=1), [0, pw, 0, ph], mode="replicate")
         skips = [self.inc(x)]
         for down in self.downs:

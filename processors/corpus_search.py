@@ -84,15 +84,16 @@ class CorpusSearch:
         """The guide (2, n_mels, T_win) of a window (n_mels, T_win) whose ``columns`` (T_win,)
         bool are missing: in each gap, the best match's Mel (channel 0) and its score
         (channel 1), as processors.similarity.window_guide; 0 elsewhere and without a match.
-        With ``level`` the copy is brought to the window's level (:meth:`level_offset`)."""
-        out = torch.zeros((2, *window.shape), dtype=torch.float32)
+        With ``level`` a third channel holds what brings the copy to the window's level
+        (:meth:`level_offset`), from the same search."""
+        out = torch.zeros((2 + level, *window.shape), dtype=torch.float32)
         for g0, g1 in gap_runs(columns):
             match = self.match(window, columns, (g0, g1), exclude)
             if match.start < 0:
                 continue
             out[0, :, g0:g1] = self.mel[:, match.start:match.start + g1 - g0]
             if level:
-                out[0, :, g0:g1] += self.level_offset(window, columns, (g0, g1), match.start)
+                out[2, :, g0:g1] = self.level_offset(window, columns, (g0, g1), match.start)
             out[1, :, g0:g1] = match.score
         return out
 

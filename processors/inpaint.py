@@ -151,10 +151,12 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         if search is not None:
             guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5, found)
             extra["guide"] = torch.from_numpy(guide)[None]
+        elif copy_score > 0:          # one corpus search for the network's input and the copy alike
+            extra["guide"] = model.corpus_guide(masked[None, None], mask[None, None], level=True)
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
-        if copy_score > 0:            # a close match from the corpus, copied as it is
-            guide = model.corpus_guide(masked[None, None], mask[None, None], level=True)[0]
-            pred = torch.where(guide[1] >= copy_score, guide[0], pred)
+        if copy_score > 0:            # a close match from the corpus, copied as it is at the context's level
+            guide = extra["guide"][0]
+            pred = torch.where(guide[1] >= copy_score, guide[0] + guide[2], pred)
         # context vocoders keep the true audio around the hole and the frames clear of it
         if copied is None:
             wave = vocoder(pred, context, hole).numpy()

@@ -47,7 +47,9 @@ def test_search_finds_the_clip_that_repeats_the_context_and_skips_an_excluded_on
     mels[2][:, 100:164] -= 0.1                                    # the same sound, 12 dB quieter
     quiet = CorpusSearch(quantise_corpus(mels)[0], bands=20, context=8)
     assert quiet.match(masked, columns, (30, 40)).start == spans[2][0] + 130
-    leveled = quiet.guide(masked, columns, level=True)[0, :, 30:40]
+    guide = quiet.guide(masked, columns, level=True)
+    assert guide.shape == (3, 40, 64) and not guide[2, :, :30].any()
+    leveled = guide[0, :, 30:40] + guide[2, :, 30:40]
     assert torch.allclose(leveled, torch.from_numpy(window[:, 30:40]), atol=2 / 255)
     other = search.match(masked, columns, (30, 40), exclude=spans[2])
     assert not spans[2][0] - 10 <= other.start < spans[2][1]      # neither copied nor compared there
