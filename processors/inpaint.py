@@ -154,7 +154,8 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         elif copy_score > 0:          # one corpus search for the network's input and the copy alike
             extra["guide"] = model.corpus_guide(masked[None, None], mask[None, None], level=True)
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
-        if copy_score > 0:            # a close match from the corpus, copied as it is at the context's level
+        if copy_score > 0 and (e - s) * 1000 >= cfg.inference.corpus_copy_min_ms * sr:
+            # a close match from the corpus, copied as it is at the context's level
             guide = extra["guide"][0]
             pred = torch.where(guide[1] >= copy_score, guide[0] + guide[2], pred)
         # context vocoders keep the true audio around the hole and the frames clear of it

@@ -137,6 +137,8 @@ def test_override_with_unknown_key_is_rejected():
     (["eval.excerpt_seconds=-1"], "eval.excerpt_seconds"),
     (["inference.lpc_hold_ms=-5"], "inference.lpc_hold_ms"),
     (["inference.lpc_hold_ms=10", "inference.lpc_fade_ms=0"], "inference.lpc_fade_ms"),   # a hold would click
+    (["inference.corpus_copy_score=1.5"], "inference.corpus_copy_score"),
+    (["inference.corpus_copy_min_ms=-1"], "inference.corpus_copy_min_ms"),
 ])
 def test_impossible_values_name_the_key(overrides, key):
     with pytest.raises(UserError) as err:

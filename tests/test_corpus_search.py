@@ -119,7 +119,7 @@ def test_evaluation_sets_the_guide_alone_beside_the_baselines(tmp_path):
     assert not np.allclose(filled[7000:8600], linear.fill(gapped, (7000, 8600), wave)[7000:8600], atol=1e-3)
 
 
-def test_a_close_match_is_copied_as_it_is_above_the_copy_score(tmp_path):
+def test_a_close_match_is_copied_as_it_is_above_the_copy_score_in_a_long_enough_gap(tmp_path):
     from processors.inpaint import inpaint_audio, locate, window_mels
     from processors.mel import MelSpectrogram
     from models.vocoder_nets import build_vocoder
@@ -135,13 +135,16 @@ def test_a_close_match_is_copied_as_it_is_above_the_copy_score(tmp_path):
     gapped[15000:16600] = 0
     truth = window_mels(clip, 16000, locate((15000, 16600), len(clip), 16000, cfg), cfg, mel_fn).numpy()
     fills = {}
-    for score in (0.0, 0.99):
-        c = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, corpus_copy_score=score))
+    for score, min_ms in ((0.0, 0.0), (0.99, 0.0), (0.99, 100.0), (0.99, 101.0)):   # the gap: 100 ms
+        c = dataclasses.replace(cfg, inference=dataclasses.replace(
+            cfg.inference, corpus_copy_score=score, corpus_copy_min_ms=min_ms))
         out, details = inpaint_audio(gapped, 16000, [(15000, 16600)], model, c, mel_fn, build_vocoder(c))
         gap = details[0]["mask"] > 0.5
-        fills[score] = details[0]["pred"][gap]
-    assert np.abs(fills[0.99] - truth[gap]).max() < 2 / 255      # the match's Mel, as it is
-    assert np.abs(fills[0.0] - truth[gap]).max() > 0.05          # the (untrained) network's own fill
+        fills[score, min_ms] = details[0]["pred"][gap]
+    assert np.abs(fills[0.99, 0.0] - truth[gap]).max() < 2 / 255      # the match's Mel, as it is
+    assert np.array_equal(fills[0.99, 100.0], fills[0.99, 0.0])       # long enough to copy
+    assert np.abs(fills[0.0, 0.0] - truth[gap]).max() > 0.05          # the (untrained) network's own fill
+    assert np.array_equal(fills[0.99, 101.0], fills[0.0, 0.0])        # too short to copy: the network's
 
 
 def test_a_config_asks_for_one_guide_at_a_time(tmp_path):

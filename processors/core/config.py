@@ -175,6 +175,9 @@ class InferenceConfig:
     # match's Mel as it is, not the network's fill (0: never). A close match is the same sound,
     # and copied it stays as sharp as speech is; the network's correction of it is a blend
     corpus_copy_score: float = 0.0
+    # ...and only a gap at least this long: in a short gap the network's fill is nearer the
+    # truth and the copy buys no sharpness a listener hears (0: any length)
+    corpus_copy_min_ms: float = 0.0
 
 
 @dataclass

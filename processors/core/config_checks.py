@@ -82,6 +82,8 @@ def validate(cfg, where: str = "config") -> None:
            "must be > 0 when inference.lpc_hold_ms is (a hold without a fade clicks)")
     _check(0 <= cfg.inference.corpus_copy_score <= 1, f"{where}: inference.corpus_copy_score",
            f"must be in [0, 1] (a cosine match score; 0 = never copy), got {cfg.inference.corpus_copy_score:g}")
+    _check(cfg.inference.corpus_copy_min_ms >= 0, f"{where}: inference.corpus_copy_min_ms",
+           f"must be >= 0 (0 = any length), got {cfg.inference.corpus_copy_min_ms:g}")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 
