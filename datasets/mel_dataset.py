@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from datasets.masks import sample_mask
 from datasets.mel_cache import MelCache, analyse_file, analyse_many
-from datasets.sources import list_files, split_for
+from datasets.sources import data_files, split_for
 from processors.core.errors import UserError
 from processors.mel import MelSpectrogram
 
@@ -127,4 +127,4 @@ def crop_item(mel: np.ndarray, crop_frames: int, mask_cfg, rng: np.random.Genera
 
 def build_splits(cfg) -> dict[str, list[Path]]:
     d = cfg.data
-    return split_for(cfg, list_files(d.dataset, [d.root, *d.extra_roots]))
+    return split_for(cfg, data_files(d))

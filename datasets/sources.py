@@ -78,6 +78,18 @@ def list_files(dataset: str, roots: list[str]) -> list[Path]:
     return files
 
 
+def data_files(d) -> list[Path]:
+    """All files of a config's data section (``data.root``, then ``data.extra_roots``); an error
+    names the key of the root that failed."""
+    files: list[Path] = []
+    for i, root in enumerate([d.root, *d.extra_roots]):
+        try:
+            files.extend(list_files(d.dataset, [root]))
+        except UserError as exc:
+            raise UserError(f"{'data.root' if i == 0 else f'data.extra_roots[{i - 1}]'}: {exc}") from None
+    return files
+
+
 def group_key(path: Path, separator: str = "") -> str:
     """The name a file is split by: its name, or with ``separator`` the part before it
     ("x__song.ogg" and "x__guitar.ogg" -> "x" with "__"), so a song's stems stay together."""

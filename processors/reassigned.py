@@ -82,9 +82,11 @@ def reassigned_spectrogram(wave: np.ndarray, sample_rate: int, rc) -> Reassigned
         raise UserError(f"audio of {len(wave)} samples is shorter than one frame (reassigned.n_fft {rc.n_fft})")
     if not np.isfinite(wave).all():
         raise UserError("audio holds NaN or Inf samples")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # librosa 0.11 calls np.less(..., where=~isnan(mags)) without out=; mags is never NaN
-        # for finite audio, so no uninitialised value is read, and the warning is noise
+        # for finite audio, so no uninitialised value is read, and the warning is noise. In
+        # digital silence its correction divides by a zero STFT: NaN there, which ref_power
+        # and fill_nan handle as in any quiet bin
         warnings.filterwarnings("ignore", message="'where' used without 'out'")
         freqs, times, mags = librosa.reassigned_spectrogram(
             y=wave.astype(np.float64), sr=sample_rate, n_fft=rc.n_fft, hop_length=rc.hop_length,

@@ -10,11 +10,19 @@ def main(args) -> int:
     import time
     from pathlib import Path
 
+    from processors.core.cli import check_output_folder
+    from processors.core.errors import UserError
     from training.configure import load_config
-    from training.evaluation.demo import shipped_demo, training_demo
+    from training.evaluation.demo import DEMO_OUTPUTS, shipped_demo, training_demo
 
     start, out = time.time(), Path(args.out)
-    cfg = load_config(args.config, args.set)      # a bad config fails now, not after the first part
+    check_output_folder(out, "--out")
+    # a re-run replaces the demo's own files, and nothing else: a folder holding others is not the demo's
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_OUTPUTS) if out.is_dir() else []
+    if foreign:
+        raise UserError(f"--out {out} holds files the demo does not write ({foreign[0]}); choose another folder")
+    # the synthetic corpus goes under --out too (a --set data.root=... still wins)
+    cfg = load_config(args.config, [f"data.root={out / 'corpus'}", *args.set])   # a bad config fails now
     shipped = shipped_demo(out)
     print(f"1. the shipped speech model fills {shipped['gap']} of {Path(shipped['clip']).name} "
           f"({time.time() - start:.0f} s); scored on the gap:")
@@ -38,6 +46,8 @@ def main(args) -> int:
 if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--config", default="configs/demo.yaml", help="the training demo's config")
-    p.add_argument("--out", default="results/demo")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="results/demo",
+                   help="output folder (default results/demo); a re-run replaces the demo's own files in it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the training demo's config (repeatable), e.g. train.max_steps=50")
     run(main, p)

@@ -28,8 +28,8 @@ def main(args) -> int:
     check_output_folder(out, "--out")               # found now, not at the end of a long run
     earlier = earlier_results(out)
     if earlier and not args.force:      # a report.html left beside new numbers would not match them
-        raise UserError(f"--out {out} holds an earlier run's results ({earlier[0].name}); choose a new folder "
-                        f"or add --force to replace them")
+        raise UserError(f"--out {out} holds results an evaluation writes ({earlier[0].relative_to(out)}); "
+                        f"choose a new folder or add --force to replace them")
     checkpoints = args.checkpoint or []
     models = [(f"{Path(p).parent.name}/{Path(p).stem}" if Path(p).suffix else f"shipped_{p}", *load_inpainter(p))
               for p in checkpoints]

@@ -37,6 +37,8 @@ def main(args) -> int:
     if args.spectrogram:
         check_output_file(Path(args.spectrogram), "--spectrogram", args.force, (".npz",),
                           {"the input file": src, "the --output file": dst})
+    if args.set and not args.config:        # nothing to apply them to: they would be ignored
+        raise UserError("--set needs --config (the settings it overrides), e.g. --config configs/reassigned_ljspeech.yaml")
     cfg = load_config(args.config, args.set) if args.config else build_config({"reassigned": {}}, "defaults")
     rc = cfg.reassigned
     if args.method is not None:

@@ -12,15 +12,17 @@ from processors.core.cli import parser, run
 
 def main(args) -> int:
     from datasets.mel_cache import MelCache, fill_cache
-    from datasets.sources import list_files
+    from datasets.sources import data_files
     from processors.core.errors import UserError
     from training.configure import load_config
 
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
     cfg = load_config(args.config, args.set)
     d = cfg.data
     if not d.cache_dir:
         raise UserError("data.cache_dir is not set: add it to the config or --set data.cache_dir=cache/mels")
-    files = list_files(d.dataset, [d.root, *d.extra_roots])
+    files = data_files(d)
     cache = MelCache(d.cache_dir, cfg.audio, d.dataset)
     counts = fill_cache(files, cache, desc="mels", jobs=args.jobs)
     print(f"{cache.dir}: {counts['cached']} new, {counts['skipped']} already cached, "

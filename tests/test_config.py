@@ -138,6 +138,9 @@ def test_override_with_unknown_key_is_rejected():
     (["inference.lpc_hold_ms=-5"], "inference.lpc_hold_ms"),
     (["inference.lpc_hold_ms=10", "inference.lpc_fade_ms=0"], "inference.lpc_fade_ms"),   # a hold would click
     (["inference.corpus_copy_score=1.5"], "inference.corpus_copy_score"),
+    (["run_name=../elsewhere"], "run_name"),                       # a path: it would write outside checkpoints/
+    (["run_name=pretrained"], "run_name"),                         # the tracked, shipped models' folder
+    (["data.test_fraction=1.5"], "data.test_fraction"),
     (["inference.corpus_copy_min_ms=-1"], "inference.corpus_copy_min_ms"),
 ])
 def test_impossible_values_name_the_key(overrides, key):

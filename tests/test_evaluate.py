@@ -251,7 +251,7 @@ def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(tr
             "--baselines", "zero", "--metrics", "pesq", "--out", out]
     proc = run_script("evaluate.py", *args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "holds an earlier run's results" in proc.stderr and "--force" in proc.stderr
+    assert "holds results an evaluation writes" in proc.stderr and "--force" in proc.stderr
     assert (out / "metrics.csv").read_text() == "an earlier run\n"
     proc = run_script("evaluate.py", *args, "--force")
     assert proc.returncode == 0, proc.stderr
@@ -263,9 +263,28 @@ def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(tr
     assert proc.returncode == 2 and "metrics.csv is a file" in proc.stderr
 
 
-def test_a_folder_of_the_users_own_is_not_an_earlier_run(tmp_path):
+def test_files_of_the_users_under_the_names_a_run_writes_need_force(tmp_path):
     from training.evaluation.report import earlier_results
+    assert earlier_results(tmp_path) == []
+    (tmp_path / "notes.txt").write_text("mine")
+    assert earlier_results(tmp_path) == []          # other files are never a run's, nor touched
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "metrics_vs_gap.png").write_bytes(b"a figure of the user's")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "audio").mkdir()
     (tmp_path / "report.html").write_text("a page of the user's")
-    assert earlier_results(tmp_path) == []          # no metrics.csv or summary.json: not a run's folder
+    assert set(earlier_results(tmp_path)) == {tmp_path / "report.html", tmp_path / "report" / "audio",
+                                               tmp_path / "plots" / "metrics_vs_gap.png"}
+
+
+def test_an_out_folder_the_system_refuses_is_found_before_any_work(tmp_path):
+    import os
+    from processors.core.cli import check_output_file, check_output_folder
+    from processors.core.errors import UserError
+    check_output_folder(tmp_path / "a" / "b", "--out")
+    assert not (tmp_path / "a").exists()             # tried, then undone
+    if os.path.isdir("/proc/self"):                  # a folder no one can create files in
+        with pytest.raises(UserError, match=r"^--out: cannot create files in /proc/no_such_folder \("):
+            check_output_folder(Path("/proc/no_such_folder"), "--out")
+        with pytest.raises(UserError, match=r"^--figure: cannot create files in /proc \("):   # inference's figure
+            check_output_file(Path("/proc/x.png"), "--figure", False, (".png",))

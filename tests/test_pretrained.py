@@ -114,3 +114,12 @@ def test_a_run_can_start_from_the_shipped_weights():
     other = dataclasses.replace(cfg, audio=dataclasses.replace(cfg.audio, n_mels=64))
     with pytest.raises(UserError, match=r"^train.init_from: .*other audio settings \(audio.n_mels: 80 -> 64\)$"):
         load_initial_weights(build_model(other), other, "speech")
+
+
+def test_the_demo_refuses_a_folder_that_holds_files_it_does_not_write(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    proc = run_script("demo.py", "--out", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --out {tmp_path} holds files the demo does not write (notes.txt); choose another folder"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -173,6 +173,7 @@ def test_cli_bad_inputs_are_one_line_errors(tmp_path):
         (("--input", tmp_path / "ok.npz", "--output", tmp_path / "out.mp4"), "use a .wav"),
         (("--input", tmp_path / "ok.npz", "--output", out, "--method", "magic"), "unknown inversion"),
         (("--input", tmp_path / "ok.npz", "--output", out, "--method", "learned"), "needs a trained net"),
+        (("--input", tmp_path / "ok.npz", "--output", out, "--set", "reassigned.n_fft=abc"), "--set needs --config"),
     ]
     for args, message in cases:
         assert message in _error(run_script("invert_reassigned.py", *args)), args

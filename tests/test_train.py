@@ -229,7 +229,7 @@ def test_train_cli_user_error_is_one_line(tmp_path):
                       "--set", f"train.checkpoints_dir={tmp_path}", "--set", f"train.runs_dir={tmp_path}")
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0] == "error: data folder not found: /nonexistent/LJSpeech-1.1", done.stderr
+    assert len(lines) == 1 and lines[0] == "error: data.root: data folder not found: /nonexistent/LJSpeech-1.1", done.stderr
     assert "Traceback" not in done.stderr
 
 

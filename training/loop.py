@@ -207,8 +207,8 @@ class Loop:
     def _restore(self, state: dict) -> None:
         if "optimizer" not in state or "rng" not in state:
             raise CheckpointMismatch("checkpoint holds weights only (no optimiser or random state), so it cannot "
-                                     "be resumed; vocoder and corrector checkpoints can since the shared "
-                                     "training loop: train anew")
+                                     "be resumed (an exported or shipped model is one); an inpainter's can start a "
+                                     "new run: --config <its config> --set train.init_from=<it>")
         problem = weights_mismatch(self.model, state["model"])
         if problem:
             raise CheckpointMismatch(f"checkpoint does not match the {self.task.what} of this config "
@@ -251,6 +251,9 @@ class Loop:
         if main:
             log.info("run %s: %s on %s x %d%s", cfg.run_name, self.task.describe(), self.device, self.world.size,
                      self.task.data_note())
+            if self.step >= t.max_steps:
+                log.warning("run %s is already at step %d of train.max_steps %d: nothing to train (raise "
+                            "it with --set train.max_steps=N to go on)", cfg.run_name, self.step, t.max_steps)
         self.net.train()
         bar = tqdm(total=t.max_steps, initial=self.step, desc=cfg.run_name, unit="step", dynamic_ncols=True,
                    disable=not main)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -43,11 +45,26 @@ def check_output_file(path: Path, flag: str, force: bool, suffixes: tuple[str, .
 
 
 def check_output_folder(path: Path, flag: str) -> None:
-    """UserError if ``path`` (given as ``flag``, or a file's folder) cannot be a folder: it, or
-    the nearest existing path above it, is a file."""
+    """UserError if ``path`` (given as ``flag``, or a file's folder) cannot be a folder that
+    takes files: it, or the nearest existing path above it, is a file, or the system refuses to
+    create it or a file in it (tried now, and undone: not at the end of a long run)."""
     above = next((p for p in (path, *path.parents) if p.exists()), None)
     if above is not None and not above.is_dir():
         raise UserError(f"{flag}: {above} is a file, not a folder")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{flag}: cannot create files in {path} ({exc.strerror or exc})") from None
+    finally:
+        for p in created:                   # deepest first: leave nothing behind
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 def summary_line(summary: dict) -> str:

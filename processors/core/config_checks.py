@@ -18,6 +18,11 @@ def _check(ok: bool, where: str, message: str) -> None:
 def validate(cfg, where: str = "config") -> None:
     """Reject impossible values of ``cfg`` (a processors.core.config.Config) with a message naming the key."""
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
+    # a run's folders are checkpoints/<run_name> and runs/<run_name>: a path would write elsewhere,
+    # and checkpoints/pretrained holds the tracked, shipped models
+    _check(bool(cfg.run_name) and not cfg.run_name.startswith(".") and "/" not in cfg.run_name
+           and "\\" not in cfg.run_name and cfg.run_name != "pretrained", f"{where}: run_name",
+           f"must be a plain folder name (no '/', not starting with '.', not 'pretrained'), got {cfg.run_name!r}")
     _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
     _check(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
     _check(0 < a.win_length <= a.n_fft, f"{where}: audio.win_length", f"must be in 1..n_fft ({a.n_fft})")
@@ -30,8 +35,10 @@ def validate(cfg, where: str = "config") -> None:
 
     _check(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
     _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
-    _check(0 <= d.val_fraction < 1 and 0 <= d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1,
-           f"{where}: data.val_fraction", "val_fraction + test_fraction must be in [0, 1)")
+    _check(d.val_fraction < 1, f"{where}: data.val_fraction", f"must be < 1, got {d.val_fraction:g}")
+    _check(0 <= d.test_fraction < 1, f"{where}: data.test_fraction", f"must be in [0, 1), got {d.test_fraction:g}")
+    _check(d.val_fraction + d.test_fraction < 1, f"{where}: data.val_fraction + data.test_fraction",
+           f"must be < 1 (files must be left to train on), got {d.val_fraction + d.test_fraction:g}")
     _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
     _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
     _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datasets.mel_cache import MelCache, fill_cache
 from datasets.mel_dataset import MaskedMelCrops, compute_mels, crop_item
-from datasets.sources import list_files
+from datasets.sources import data_files
 from processors.audio_io import load_mono, read_audio, to_mono
 from processors.mel import MelSpectrogram
 
@@ -70,7 +70,7 @@ def _rate(batches, steps: int, batch_size: int, step=lambda b: None) -> float:
 
 def _files(cfg) -> list[Path]:
     """Every file of the config's data, extra roots included (as training reads them)."""
-    return list_files(cfg.data.dataset, [cfg.data.root, *cfg.data.extra_roots])
+    return data_files(cfg.data)
 
 
 def _setup(cfg, threads: int):

@@ -50,6 +50,9 @@ def pick_gap(wave: np.ndarray, sr: int, gap_ms: float) -> tuple[int, int]:
 
 
 DEMO_CLIP = PRETRAINED_DIR / "demo_clip.wav"    # LJ001-0016: a test file of the shipped model
+# what the demo writes in its output folder (the training demo's under training/)
+DEMO_OUTPUTS = frozenset({"original.wav", "gapped.wav", "filled.wav", "comparison.png", "report.html", "report",
+                          "training", "corpus"})
 
 
 def listening_report(out: Path, clip: Path, original: np.ndarray, gapped: np.ndarray, gap: tuple[int, int],

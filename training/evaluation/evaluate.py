@@ -310,7 +310,7 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     the split is computed over the run's data roots (``cfg.data``), exactly as in
     training, and only files of ``data`` in that part are kept, so a model is never
     scored on clips it learnt from."""
-    from datasets.sources import SOURCES, group_key, list_files, split_for
+    from datasets.sources import SOURCES, group_key, data_files, split_for
     files = []
     for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
@@ -324,7 +324,7 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
                             f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
     elif split != "all":
         try:
-            trained_on = list_files(d.dataset, [d.root, *d.extra_roots])
+            trained_on = data_files(d)
         except UserError as exc:
             raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
         part = {p.resolve() for p in split_for(cfg, trained_on)[split]}

@@ -95,10 +95,9 @@ def save_examples(examples: list, audio, folder: Path, context_s: float | None =
 
 
 def earlier_results(out: Path) -> list[Path]:
-    """The files and folders an earlier evaluation wrote under ``out``; none unless its
-    metrics.csv or summary.json is there (a folder of the user's own is not a run's)."""
-    if not ((out / "metrics.csv").exists() or (out / SUMMARY_DATA).exists()):
-        return []
+    """The files and folders under ``out`` that an evaluation writes (an earlier run's, or the
+    user's own under the same names): replacing any of them needs consent. Other files in
+    ``out`` are never touched."""
     names = ("metrics.csv", "summary.md", SUMMARY_DATA, PAGE, MANIFEST, "report/audio", "report/spec")
     plots = out / "plots"
     return [out / n for n in names if (out / n).exists()] + sorted(plots.glob("metrics_vs_gap.png")) + \
