@@ -2,5 +2,5 @@
 
 Importing this package registers every model in ``MODELS`` (through models.build).
 """
-from models.build import build_model, load_inpainter  # noqa: F401
-from models.registry import MODELS, register  # noqa: F401
+from models.build import build_model  # noqa: F401
+from models.registry import MODELS  # noqa: F401

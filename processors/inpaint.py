@@ -25,10 +25,9 @@ RESAMPLE_REACH = 8
 
 @dataclass
 class GapWindow:
-    """Where one gap sits: its window in the original file and its frames in the crop."""
+    """Where one gap's crop window sits in the original file."""
     start: int            # window start, original-rate samples (may be < 0 near the file start)
     length: int           # window length, original-rate samples
-    frames: tuple[int, int]
 
 
 def _fmt(samples: int, sr: int) -> str:
@@ -61,7 +60,7 @@ def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
         raise UserError(f"{where} touches the start of the file: the model needs context before a gap")
     if e >= n_samples or frames[1] > crop - margin:
         raise UserError(f"{where} touches the end of the file: the model needs context after a gap")
-    return GapWindow(start, length, frames)
+    return GapWindow(start, length)
 
 
 def window_wave(mono: np.ndarray, sr: int, win: GapWindow, cfg) -> torch.Tensor:
@@ -172,6 +171,5 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
             last = min([e + n_ctx, len(mono)] + [s2 for s2, e2 in gaps if s2 >= e])
             piece = lpc_edges(piece, mono[first:s], mono[e:last], hold, lpc_fade, order)
         out = splice(out, piece, s, e, fade)
-        details.append({"gap": (s, e), "masked": masked.numpy(), "pred": pred.numpy(),
-                        "mask": mask.numpy(), "observed": mel.numpy()})
+        details.append({"masked": masked.numpy(), "pred": pred.numpy(), "mask": mask.numpy()})
     return out, details

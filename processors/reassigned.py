@@ -236,13 +236,6 @@ def stft(wave: np.ndarray, rc) -> np.ndarray:
     return stfts(wave, analysis_window(rc)[None], rc)[0]
 
 
-def istft(spec: np.ndarray, rc, length: int | None = None) -> np.ndarray:
-    """complex (F, T) -> wave: the least-squares inverse of :func:`stft` (``length`` defaults to
-    the span of the frames)."""
-    length = signal_length(spec.shape[-1], rc) if length is None else length
-    return istfts(spec[None], analysis_window(rc)[None], rc, length)
-
-
 def save_reassigned(path, r: Reassigned, rc, offset: int = 0, length: int | None = None) -> None:
     """Write ``r`` as .npz, atomically: freqs, times, mags, sample_rate, and where the audio lies in
     the analysed signal (``offset`` samples of padding before it, ``length`` samples long)."""

@@ -81,7 +81,7 @@ def main(args) -> int:
                 print(f"gap {m['gap'][0] / sr:.3f} s: " + (f"copied from {m['source'] / sr:.3f} s (score {m['score']:.3f})"
                                                            if m["source"] >= 0 else "no match: LPC fill"))
         else:
-            filled, details = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
+            filled, _ = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
     except UserError as exc:
         raise UserError(f"{src}: {exc}") from exc
     subtype = sf.info(str(src)).subtype if dst.suffix.lower() == src.suffix.lower() else None

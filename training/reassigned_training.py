@@ -65,7 +65,7 @@ def crops(prepared: list[dict], frames: int, seed: int, first: int, count: int) 
     return {k: torch.from_numpy(np.stack([item[k] for item in items])) for k in items[0]}
 
 
-def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int, generator=None) -> torch.Tensor:
+def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int) -> torch.Tensor:
     """Mean over crops of (|S_hat - e^{i a} S|^2 + MAGNITUDE_WEIGHT (|S_hat| - |S|)^2) / |S|^2 on the
     crop's inner frames, a the best angle: the net's corrected projection, synthesised and
     analysed again (S_hat), against the truth (S).

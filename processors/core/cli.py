@@ -72,10 +72,10 @@ def summary_line(summary: dict) -> str:
     return " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
 
 
-def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser, argv=None) -> None:
+def run(main: Callable[[argparse.Namespace], int | None], p: argparse.ArgumentParser) -> None:
     """Parse, run, and turn user errors into ``error: ...`` on one line with exit code 2 (1 for a file
     that cannot be read or written); ``--debug`` shows the traceback instead."""
-    args = p.parse_args(argv)
+    args = p.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(levelname)s %(message)s")
     try:
