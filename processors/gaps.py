@@ -24,15 +24,18 @@ def find_silent_gaps(samples: np.ndarray, min_len: int) -> list[tuple[int, int]]
 
 
 def extend_over_near_silence(samples: np.ndarray, gaps: list[tuple[int, int]], sample_rate: int,
-                             rel_db: float = -30.0, max_ms: float = 60.0, window_ms: float = 1.0
-                             ) -> list[tuple[int, int]]:
+                             rel_db: float = -30.0, max_ms: float = 60.0, local_db: float = -20.0,
+                             window_ms: float = 1.0) -> list[tuple[int, int]]:
     """Widen each gap over the near-silent samples around it, at most ``max_ms`` each side.
 
     A gap cut in a wav and saved as MP3 or OGG comes back with the codec's low-level smear
     around its exactly-zero core (30-60 ms in all); left unfilled, that smear is heard as a
-    dropout at the fill's edges. "Near-silent" is relative to the recording: a 1 ms RMS
-    envelope below ``rel_db`` dB under the file's RMS. samples: (N,) or (N, C); gaps: sorted
-    half-open sample ranges. Returns the widened ranges, never overlapping a neighbour.
+    dropout at the fill's edges. "Near-silent" is relative: a 1 ms RMS envelope below
+    ``rel_db`` dB under the file's RMS, or below ``local_db`` dB under the mean level of the
+    ``max_ms`` beside the gap on that side. The codec's echo of a loud sound next to the gap
+    (Vorbis's pre-echo before the sound after it) is often above the file's threshold but far
+    under that sound (lab notebook, "Gaps in lossy files"). samples: (N,) or (N, C); gaps:
+    sorted half-open sample ranges. Returns the widened ranges, never overlapping a neighbour.
     """
     if not gaps or max_ms <= 0:
         return list(gaps)
@@ -41,17 +44,22 @@ def extend_over_near_silence(samples: np.ndarray, gaps: list[tuple[int, int]], s
     if level == 0:
         return list(gaps)
     thr = (level * 10 ** (rel_db / 20)) ** 2
+
+    def threshold(a: int, b: int) -> float:
+        """Power under which a sample of [a, b) (beside a gap) is near-silent."""
+        return max(thr, float(power[a:b].mean()) * 10 ** (local_db / 10)) if b > a else thr
+
     w, reach = max(1, int(window_ms * sample_rate / 1000)), int(max_ms * sample_rate / 1000)
     out, n = [], len(power)
 
     def loud(a: int, b: int) -> np.ndarray:
-        """Indices in [a, b) whose centred w-sample mean power reaches the threshold."""
+        """Indices in [a, b) whose centred w-sample mean power reaches [a, b)'s threshold."""
         lo, hi = max(0, a - w), min(n, b + w)
         c = np.concatenate([[0.0], np.cumsum(power[lo:hi])])
         i = np.arange(a, b)
         left, right = np.clip(i - w // 2, lo, hi), np.clip(i + (w + 1) // 2, lo, hi)
         mean = (c[right - lo] - c[left - lo]) / np.maximum(right - left, 1)
-        return i[mean >= thr]
+        return i[mean >= threshold(a, b)]
 
     for k, (s, e) in enumerate(gaps):
         floor = max(out[-1][1] if out else 0, s - reach)

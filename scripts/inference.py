@@ -53,7 +53,7 @@ def main(args) -> int:
     inf = cfg.inference
     silences = find_silent_gaps(samples, int(inf.min_gap_ms * sr / 1000))
     if sf.info(str(src)).format not in LOSSLESS:    # only a lossy codec smears a gap's edges
-        silences = extend_over_near_silence(samples, silences, sr, inf.edge_db, inf.edge_ms)
+        silences = extend_over_near_silence(samples, silences, sr, inf.edge_db, inf.edge_ms, inf.edge_local_db)
     if args.gaps:
         gaps = parse_gaps(args.gaps, sr, len(samples))
         others = [(s, e) for s, e in silences if not any(s < e2 and s2 < e for s2, e2 in gaps)]

@@ -142,6 +142,7 @@ def test_override_with_unknown_key_is_rejected():
     (["run_name=pretrained"], "run_name"),                         # the tracked, shipped models' folder
     (["data.test_fraction=1.5"], "data.test_fraction"),
     (["inference.corpus_copy_min_ms=-1"], "inference.corpus_copy_min_ms"),
+    (["inference.edge_local_db=3"], "inference.edge_local_db"),
 ])
 def test_impossible_values_name_the_key(overrides, key):
     with pytest.raises(UserError) as err:

@@ -165,3 +165,21 @@ def test_a_gap_saved_lossy_is_found_whole(tmp_path, fmt, subtype):
     assert len(core) == 1 and (core[0][0] - start) / sr > 0.01      # the smear hides >10 ms of the gap
     (s, e), = extend_over_near_silence(y, core, sr)
     assert abs(s - start) / sr < 0.010 and abs(e - end) / sr < 0.010
+
+
+def test_a_codec_echo_of_the_loud_sound_beside_a_gap_is_part_of_the_gap():
+    # above the file's threshold (-30 dB re its RMS) but 20+ dB under the sound it echoes: the
+    # echo is the codec's, and the gap is widened over it; without the local rule it stays
+    from processors.gaps import extend_over_near_silence
+    sr = 16000
+    rng = np.random.default_rng(0)
+    x = (0.01 * rng.standard_normal(3 * sr)).astype(np.float32)
+    t = np.arange(int(0.1 * sr)) / sr
+    x[int(1.0 * sr):int(1.2 * sr)] = 0.0                                        # the gap
+    x[int(1.19 * sr):int(1.2 * sr)] = 0.02 * np.cos(2 * np.pi * 300 * t[:int(0.01 * sr)])   # the echo
+    x[int(1.2 * sr):int(1.3 * sr)] = 0.3 * np.cos(2 * np.pi * 300 * t)          # the loud sound after it
+    core = find_silent_gaps(x, int(0.02 * sr))
+    assert core == [(int(1.0 * sr), int(1.19 * sr))]
+    assert extend_over_near_silence(x, core, sr, local_db=-200.0)[0][1] == int(1.19 * sr)
+    (s, e), = extend_over_near_silence(x, core, sr)
+    assert s == int(1.0 * sr) and abs(e - int(1.2 * sr)) <= sr // 1000

@@ -154,8 +154,11 @@ class ReassignedConfig:
 class InferenceConfig:
     min_gap_ms: float = 20.0       # digital silence at least this long is a gap
     # in a lossy file (MP3, OGG) a found gap widens over the codec's low-level smear around it,
-    # up to edge_ms each side: samples below edge_db under the file's RMS (processors.gaps)
+    # up to edge_ms each side: samples below edge_db under the file's RMS, or below
+    # edge_local_db under the mean level of that side's edge_ms (a codec's echo of a loud
+    # sound next to the gap is louder than the file's threshold; processors.gaps)
     edge_db: float = -30.0
+    edge_local_db: float = -20.0
     edge_ms: float = 60.0          # 0 = take the exactly-zero run as it is
     crossfade_ms: float = 5.0      # fade of fills that do not continue the context (plain griffinlim)
     # a file with several channels: 'downmix' fills the mono mix and copies it to every channel;

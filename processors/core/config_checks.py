@@ -82,6 +82,8 @@ def validate(cfg, where: str = "config") -> None:
     _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
     _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
     _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
+    _check(cfg.inference.edge_local_db < 0, f"{where}: inference.edge_local_db",
+           "must be < 0 (dB under the level beside the gap)")
     _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
     for key in ("lpc_hold_ms", "lpc_fade_ms"):
         _check(getattr(cfg.inference, key) >= 0, f"{where}: inference.{key}", "must be >= 0 (0 = off)")
