@@ -44,6 +44,26 @@ def quantise_corpus(mels: list[np.ndarray], max_frames: int = 0) -> tuple[torch.
     return torch.from_numpy(np.concatenate(parts, axis=1)), spans
 
 
+def gated_copy(pred: torch.Tensor, guide: torch.Tensor, columns: np.ndarray, min_score: float,
+               pull: float = 0.0) -> torch.Tensor:
+    """The network's fill with a close match copied over it.
+
+    pred: (n_mels, T) the network's log-Mel; guide: (3, n_mels, T) from
+    :meth:`CorpusSearch.guide` with ``level``; columns: (T,) bool, the missing frames. Each run
+    of missing frames whose match scores at least ``min_score`` takes the match's leveled Mel,
+    with each band's mean over the run moved ``pull`` of the way to the network's (a gain
+    constant in time: the copy keeps its own dynamics, and its level comes nearer the truth's
+    on average). Returns (n_mels, T); every other frame is ``pred``'s.
+    """
+    out = pred.clone()
+    for g0, g1 in gap_runs(columns):
+        if float(guide[1, 0, g0]) < min_score:
+            continue
+        copy = guide[0, :, g0:g1] + guide[2, :, g0:g1]
+        out[:, g0:g1] = copy + pull * (pred[:, g0:g1].mean(1, keepdim=True) - copy.mean(1, keepdim=True))
+    return out
+
+
 class CorpusSearch:
     """Search one quantised corpus (uint8 (n_mels, T) from :func:`quantise_corpus`).
 

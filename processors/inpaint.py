@@ -14,6 +14,7 @@ import torch
 
 from processors.audio_io import resample, to_mono
 from processors.core.errors import UserError
+from processors.corpus_search import gated_copy
 from processors.gaps import gap_frames, splice
 from processors.lpc import lpc_edges, lpc_sizes
 from processors.similarity_fill import gap_matches, similarity_wave_fill, song_guide, song_search
@@ -154,9 +155,9 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
             extra["guide"] = model.corpus_guide(masked[None, None], mask[None, None], level=True)
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
         if copy_score > 0 and (e - s) * 1000 >= cfg.inference.corpus_copy_min_ms * sr:
-            # a close match from the corpus, copied as it is at the context's level
-            guide = extra["guide"][0]
-            pred = torch.where(guide[1] >= copy_score, guide[0] + guide[2], pred)
+            # a close match from the corpus, copied at the context's level
+            pred = gated_copy(pred, extra["guide"][0], mask[0].numpy() > 0.5, copy_score,
+                              cfg.inference.corpus_copy_pull)
         # context vocoders keep the true audio around the hole and the frames clear of it
         if copied is None:
             wave = vocoder(pred, context, hole).numpy()

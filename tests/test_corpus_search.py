@@ -181,3 +181,24 @@ def test_only_a_model_without_a_guide_is_widened_to_take_one(tmp_path, ljspeech_
     cfg = make_tiny_cfg(ljspeech_dir, tmp_path, "model.params.corpus=true", f"train.init_from={ckpt}")
     with pytest.raises(UserError, match=r"^train.init_from: .* does not fit this unet model"):
         load_initial_weights(build_model(cfg), cfg, str(ckpt))     # interpolation input missing too
+
+
+def test_a_copy_pulled_to_the_networks_band_levels_keeps_its_own_dynamics():
+    from processors.corpus_search import gated_copy
+    rng = np.random.default_rng(0)
+    pred = torch.from_numpy(rng.random((6, 20)).astype(np.float32))
+    guide = torch.zeros(3, 6, 20)
+    guide[0, :, 5:11] = torch.from_numpy(rng.random((6, 6)).astype(np.float32))   # a close match
+    guide[1, :, 5:11] = 0.9
+    guide[2, :, 5:11] = 0.05                                                        # its level offset
+    guide[0, :, 14:17], guide[1, :, 14:17] = 0.3, 0.5                               # a poor one
+    columns = np.zeros(20, dtype=bool)
+    columns[5:11] = columns[14:17] = True
+    copy = guide[0, :, 5:11] + guide[2, :, 5:11]
+    for pull in (0.0, 0.25, 1.0):
+        out = gated_copy(pred, guide, columns, 0.7, pull)
+        assert torch.equal(out[:, :5], pred[:, :5]) and torch.equal(out[:, 14:17], pred[:, 14:17])
+        gain = out[:, 5:11] - copy                                                  # constant in time
+        assert torch.allclose(gain, gain[:, :1].expand(-1, 6), atol=1e-6)
+        want = pull * (pred[:, 5:11].mean(1) - copy.mean(1))
+        assert torch.allclose(gain[:, 0], want, atol=1e-6)

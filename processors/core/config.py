@@ -181,6 +181,9 @@ class InferenceConfig:
     # ...and only a gap at least this long: in a short gap the network's fill is nearer the
     # truth and the copy buys no sharpness a listener hears (0: any length)
     corpus_copy_min_ms: float = 0.0
+    # ...with each Mel band's mean over the gap moved this share of the way to the network's
+    # fill's (0: the copy's own, at the context's level; 1: the network's band levels)
+    corpus_copy_pull: float = 0.0
 
 
 @dataclass

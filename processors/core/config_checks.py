@@ -91,6 +91,8 @@ def validate(cfg, where: str = "config") -> None:
            "must be > 0 when inference.lpc_hold_ms is (a hold without a fade clicks)")
     _check(0 <= cfg.inference.corpus_copy_score <= 1, f"{where}: inference.corpus_copy_score",
            f"must be in [0, 1] (a cosine match score; 0 = never copy), got {cfg.inference.corpus_copy_score:g}")
+    _check(0 <= cfg.inference.corpus_copy_pull <= 1, f"{where}: inference.corpus_copy_pull",
+           f"must be in [0, 1] (the share of the way to the network's band levels), got {cfg.inference.corpus_copy_pull:g}")
     _check(cfg.inference.corpus_copy_min_ms >= 0, f"{where}: inference.corpus_copy_min_ms",
            f"must be >= 0 (0 = any length), got {cfg.inference.corpus_copy_min_ms:g}")
     _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
