@@ -143,6 +143,7 @@ def test_override_with_unknown_key_is_rejected():
     (["data.test_fraction=1.5"], "data.test_fraction"),
     (["inference.corpus_copy_min_ms=-1"], "inference.corpus_copy_min_ms"),
     (["inference.edge_local_db=3"], "inference.edge_local_db"),
+    (["inference.corpus_copy_pull=2"], "inference.corpus_copy_pull"),
 ])
 def test_impossible_values_name_the_key(overrides, key):
     with pytest.raises(UserError) as err:
