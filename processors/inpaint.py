@@ -151,11 +151,12 @@ def inpaint_audio(samples: np.ndarray, sr: int, gaps: list[tuple[int, int]], mod
         if search is not None:
             guide = song_guide(search, win.start, sr, cfg, mask[0].numpy() > 0.5, found)
             extra["guide"] = torch.from_numpy(guide)[None]
-        elif copy_score > 0:          # one corpus search for the network's input and the copy alike
+        # a gap long enough may take a close match from the corpus instead of the network's fill
+        copies = copy_score > 0 and (e - s) * 1000 >= cfg.inference.corpus_copy_min_ms * sr
+        if copies:                    # one corpus search for the network's input and the copy alike
             extra["guide"] = model.corpus_guide(masked[None, None], mask[None, None], level=True)
         pred = model(masked[None, None], mask[None, None], **extra)[0, 0].float()
-        if copy_score > 0 and (e - s) * 1000 >= cfg.inference.corpus_copy_min_ms * sr:
-            # a close match from the corpus, copied at the context's level
+        if copies:
             pred = gated_copy(pred, extra["guide"][0], mask[0].numpy() > 0.5, copy_score,
                               cfg.inference.corpus_copy_pull)
         # context vocoders keep the true audio around the hole and the frames clear of it

@@ -68,14 +68,9 @@ def _rate(batches, steps: int, batch_size: int, step=lambda b: None) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def _files(cfg) -> list[Path]:
-    """Every file of the config's data, extra roots included (as training reads them)."""
-    return data_files(cfg.data)
-
-
 def _setup(cfg, threads: int):
     torch.set_num_threads(threads)
-    return _files(cfg), cfg.train.batch_size
+    return data_files(cfg.data), cfg.train.batch_size
 
 
 def data_rate(cfg, source: str, steps: int, threads: int) -> dict:
@@ -148,7 +143,7 @@ def run_benchmark(cfg, steps: int, threads: int, log=print) -> list[tuple[str, s
     with tempfile.TemporaryDirectory() as tmp:
         cfg.data.cache_dir = str(Path(tmp) / "cache")
         cfg.train.runs_dir, cfg.train.checkpoints_dir = str(Path(tmp) / "runs"), str(Path(tmp) / "ckpt")
-        files = _files(cfg)
+        files = data_files(cfg.data)
         start = time.perf_counter()
         fill_cache(files, MelCache(cfg.data.cache_dir, cfg.audio, cfg.data.dataset), desc="cache")
         log(f"filled the cache of {len(files)} files in {time.perf_counter() - start:.1f} s (once)")
