@@ -33,7 +33,7 @@ from processors.reassigned_gl import unit_windows
 from processors.reassigned_inverse import analyse, pghi_phase, phase_derivatives, reassigned_iterations
 from processors.core.config import Config
 from training.loop import VAL_SEED_SALT, Loop
-from training.vocoder_training import CropTask, load_waves
+from training.vocoder_training import CropTask, load_waves, seeded_windows
 
 log = logging.getLogger(__name__)
 KIND = "reassigned_corrector"        # checkpoints say what they hold
@@ -52,17 +52,11 @@ def prepare(wave: np.ndarray, rc) -> dict[str, np.ndarray]:
 
 
 def crops(prepared: list[dict], frames: int, seed: int, first: int, count: int) -> dict[str, torch.Tensor]:
-    """Items ``first .. first + count - 1``: crops of ``frames`` frames at seeded positions,
-    files drawn in proportion to their length; each key stacked to (count, ...)."""
-    sizes = np.array([p["theta"].shape[-1] - frames + 1 for p in prepared], dtype=np.float64)
-    weights = sizes / sizes.sum()
-    items = []
-    for index in range(first, first + count):
-        rng = np.random.default_rng([seed, index])
-        p = prepared[int(rng.choice(len(prepared), p=weights))]
-        start = int(rng.integers(0, p["theta"].shape[-1] - frames + 1))
-        items.append({k: v[..., start:start + frames] for k, v in p.items()})
-    return {k: torch.from_numpy(np.stack([item[k] for item in items])) for k in items[0]}
+    """Items ``first .. first + count - 1`` of :func:`seeded_windows` over the files' frames:
+    crops of ``frames`` frames, each key stacked to (count, ...)."""
+    spans = seeded_windows([p["theta"].shape[-1] for p in prepared], frames, seed, first, count)
+    return {k: torch.from_numpy(np.stack([prepared[i][k][..., s:s + frames] for i, s in spans]))
+            for k in prepared[0]}
 
 
 def corrector_loss(net, batch: dict, windows: torch.Tensor, hop: int) -> torch.Tensor:

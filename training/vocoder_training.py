@@ -51,18 +51,24 @@ def load_waves(files: list[Path], sample_rate: int, min_samples: int) -> list[np
     return waves
 
 
-def crop_batch(waves: list[np.ndarray], n_samples: int, seed: int, first: int, count: int) -> torch.Tensor:
-    """Items ``first .. first + count - 1``: (count, n_samples) crops at seeded positions,
-    files drawn in proportion to their length."""
-    sizes = np.array([len(w) - n_samples + 1 for w in waves], dtype=np.float64)
+def seeded_windows(lengths: list[int], width: int, seed: int, first: int, count: int) -> list[tuple[int, int]]:
+    """Items ``first .. first + count - 1`` as (file index, start) of a window ``width`` long
+    at a seeded position, files drawn in proportion to the positions they offer
+    (``lengths[i] - width + 1``). Item i's draw depends on (seed, i) alone."""
+    sizes = np.array([n - width + 1 for n in lengths], dtype=np.float64)
     weights = sizes / sizes.sum()
     out = []
     for index in range(first, first + count):
         rng = np.random.default_rng([seed, index])
-        wave = waves[int(rng.choice(len(waves), p=weights))]
-        start = int(rng.integers(0, len(wave) - n_samples + 1))
-        out.append(wave[start:start + n_samples])
-    return torch.from_numpy(np.stack(out).astype(np.float32))
+        file = int(rng.choice(len(lengths), p=weights))
+        out.append((file, int(rng.integers(0, lengths[file] - width + 1))))
+    return out
+
+
+def crop_batch(waves: list[np.ndarray], n_samples: int, seed: int, first: int, count: int) -> torch.Tensor:
+    """Items ``first .. first + count - 1`` of :func:`seeded_windows`: (count, n_samples) crops."""
+    spans = seeded_windows([len(w) for w in waves], n_samples, seed, first, count)
+    return torch.from_numpy(np.stack([waves[i][s:s + n_samples] for i, s in spans]).astype(np.float32))
 
 
 class Features(torch.nn.Module):
