@@ -12,11 +12,7 @@ import torch
 
 from datasets.mel_dataset import MaskedMelCrops, crop_item
 from processors.similarity import search_features, window_guide
-
-
-def context_frames(cfg) -> int:
-    """``similarity.context_s`` in Mel frames of ``cfg.audio`` (at least 1)."""
-    return max(1, round(cfg.similarity.context_s * cfg.audio.sample_rate / cfg.audio.hop_length))
+from processors.similarity_fill import context_frames
 
 
 class GuidedMelCrops(MaskedMelCrops):

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import load_mono
 from processors.core.errors import UserError
-from processors.mel import MelSpectrogram
+from processors.mel import MelSpectrogram, log_mel
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1      # bump when what an entry holds changes
@@ -53,8 +53,7 @@ def analyse_file(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict]:
     Raises UserError when the file cannot be decoded.
     """
     wave = load_mono(path, audio.sample_rate)
-    with torch.no_grad():
-        mel = mel_fn(torch.from_numpy(wave)).numpy()
+    mel = log_mel(mel_fn, wave)
     return mel, {"samples": int(len(wave)), "peak": float(np.max(np.abs(wave)))}
 
 

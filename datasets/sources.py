@@ -1,4 +1,5 @@
-"""Lists of audio files per corpus layout, and the deterministic split by file."""
+"""Lists of audio files per corpus layout, the deterministic split by file, and the files an
+evaluation scores (:func:`evaluation_files`: one part of a run's split)."""
 from __future__ import annotations
 
 import hashlib
@@ -141,3 +142,32 @@ def split_for(cfg, files: list[Path]) -> dict[str, list[Path]]:
     """``split_files`` with the run's data settings (the one place training and evaluation split)."""
     d = cfg.data
     return split_files(files, d.val_fraction, d.test_fraction, d.group_separator, d.test_files)
+
+
+def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None = None) -> list[Path]:
+    """Audio files under ``data`` (one folder or several): each an LJSpeech-1.1 root (it
+    has metadata.csv) or any folder of audio. ``split`` 'all', or 'train'/'val'/'test' of the training run's own split:
+    the split is computed over the run's data roots (``cfg.data``), exactly as in
+    training, and only files of ``data`` in that part are kept, so a model is never
+    scored on clips it learnt from."""
+    files = []
+    for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
+        files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
+    d = cfg.data
+    if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
+        named = {group_key(Path(n), d.group_separator) for n in d.test_files}
+        named |= {Path(n).stem for n in named}
+        files = [f for f in files if {f.name, f.stem, group_key(f, d.group_separator)} & named]
+        if not files:
+            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: none of the "
+                            f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
+    elif split != "all":
+        try:
+            trained_on = data_files(d)
+        except UserError as exc:
+            raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
+        part = {p.resolve() for p in split_for(cfg, trained_on)[split]}
+        files = [f for f in files if f.resolve() in part]
+        if not files:
+            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")
+    return files[:limit] if limit else files

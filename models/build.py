@@ -16,17 +16,14 @@ from models.reassigned_net import validate_net_params
 from models.registry import MODELS, Inpainter
 from models.vocoder_nets import VOCODERS, validate_vocoder_params
 from processors.core.checkpoint_io import CheckpointMismatch, config_changes, load_resolved, weights_mismatch
-from processors.core.config import Config, from_dict, parse_config
+from processors.core.config import Config
+from processors.core.config_io import from_dict, parse_config
+from processors.core.config_checks import require
 from processors.core.errors import UserError
 from processors.excerpt_metrics import DOMAIN_METRICS
 from processors.mel import MEL_INVERSES
 from processors.reassigned import check_window
 from processors.reassigned_inverse import INVERSIONS
-
-
-def _check(ok: bool, where: str, message: str) -> None:
-    if not ok:
-        raise UserError(f"{where}: {message}")
 
 
 def validate_model_config(name: str, params: dict, where: str) -> dict:
@@ -44,21 +41,21 @@ def check_components(cfg: Config, where: str = "config") -> Config:
     VOCODERS.lookup(v.method, f"{where}: vocoder.method")
     MEL_INVERSES.lookup(v.mel_inverse, f"{where}: vocoder.mel_inverse")
     vocoder_params = validate_vocoder_params(v.method, v.params, f"{where}: vocoder.params")
-    _check(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
-           f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
+    require(cfg.eval.domain in DOMAIN_METRICS, f"{where}: eval.domain",
+            f"unknown domain {cfg.eval.domain!r} (known: {', '.join(sorted(DOMAIN_METRICS))})")
     unknown = [m for m in cfg.eval.metrics if m not in DOMAIN_METRICS.get(cfg.eval.domain, ())]
-    _check(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
-           f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
+    require(not unknown, f"{where}: eval.metrics", f"{unknown[0] if unknown else ''!r} is not a {cfg.eval.domain} metric "
+            f"(known: {', '.join(DOMAIN_METRICS.get(cfg.eval.domain, ()))})")
     check_window(rc, f"{where}: reassigned.window")
     INVERSIONS.lookup(rc.method, f"{where}: reassigned.method")
     net_params = validate_net_params(rc.params, f"{where}: reassigned.params")
     model_params = validate_model_config(cfg.model.name, cfg.model.params, f"{where}: model")
-    _check(not (model_params.get("guide") and model_params.get("corpus")), f"{where}: model.params",
-           "guide and corpus are two sources for the same two input channels: set one of them")
+    require(not (model_params.get("guide") and model_params.get("corpus")), f"{where}: model.params",
+            "guide and corpus are two sources for the same two input channels: set one of them")
     for key in ("corpus_bands", "corpus_context"):
-        _check(model_params.get(key, 1) >= 1, f"{where}: model.params.{key}", f"must be >= 1, got {model_params.get(key)}")
-    _check(model_params.get("corpus_max_frames", 0) >= 0, f"{where}: model.params.corpus_max_frames",
-           "must be >= 0 (0 = every training clip)")
+        require(model_params.get(key, 1) >= 1, f"{where}: model.params.{key}", f"must be >= 1, got {model_params.get(key)}")
+    require(model_params.get("corpus_max_frames", 0) >= 0, f"{where}: model.params.corpus_max_frames",
+            "must be >= 0 (0 = every training clip)")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, params=model_params),
                                vocoder=dataclasses.replace(v, params=vocoder_params),
                                reassigned=dataclasses.replace(rc, params=net_params))

@@ -8,6 +8,7 @@ networks are submodules, so the checkpoint's ``model`` holds both.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -19,14 +20,9 @@ from models.unet import UNetInpainter, UNetParams
 
 
 @dataclass
-class Pix2PixParams:
-    base_channels: int = 32       # generator: the U-Net's params
-    depth: int = 4
-    residual_interp: bool = True
-    corpus: bool = False          # the U-Net's corpus guide (models.unet.UNetParams)
-    corpus_bands: int = 40
-    corpus_context: int = 12
-    corpus_max_frames: int = 0
+class Pix2PixParams(UNetParams):
+    """The generator's params (every field of models.unet.UNetParams) and the discriminator's."""
+    residual_interp: bool = True  # the generator corrects linear interpolation
     disc_channels: int = 32       # discriminator: width of its first layer
     disc_layers: int = 3          # stride-2 convolutions: each halves the patch map
 
@@ -84,12 +80,9 @@ class Pix2PixInpainter(Inpainter):
 
     def __init__(self, params: Pix2PixParams, n_mels: int, n_frames: int):
         super().__init__()
-        unet = UNetParams(base_channels=params.base_channels, depth=params.depth,
-                          residual_interp=params.residual_interp, corpus=params.corpus,
-                          corpus_bands=params.corpus_bands, corpus_context=params.corpus_context,
-                          corpus_max_frames=params.corpus_max_frames)
+        unet = UNetParams(**{f.name: getattr(params, f.name) for f in dataclasses.fields(UNetParams)})
         self.generator = UNetInpainter(unet, n_mels, n_frames)
-        self.searches_corpus = self.generator.searches_corpus
+        self.takes_guide, self.searches_corpus = self.generator.takes_guide, self.generator.searches_corpus
         self.discriminator = PatchDiscriminator(params.disc_channels, params.disc_layers)
 
     def predict(self, masked, mask, guide=None):

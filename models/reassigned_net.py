@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from processors.core.checkpoint_io import load_checkpoint
-from processors.core.config import from_dict
+from processors.core.config_io import from_dict
 from processors.core.errors import UserError
 from processors.reassigned import signal_length
 from processors.reassigned_features import N_FEATURES, correction_inputs
@@ -39,7 +39,7 @@ class PhaseCorrector(nn.Module):
     """(B, N_FEATURES, F, T) -> (B, F, T) phase corrections in radians, at most max_turn * pi.
 
     Residual blocks of 3 x 3 convolutions over (frequency, time), dilated in time so that a
-    bin sees +-31 frames (39 ms at the published settings) with the default dilations.
+    bin sees +-18 frames (22.5 ms at the published settings) with the default dilations.
     """
 
     def __init__(self, p: CorrectorParams):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from processors.core.checkpoint_io import config_changes, load_checkpoint
-from processors.core.config import from_dict
+from processors.core.config_io import from_dict
 from processors.core.errors import UserError
 from processors.core.registry import Registry
 from processors.vocoders import LOG_FLOOR, VOCODERS, ContextGriffinLim, vocoder  # noqa: F401  (LOG_FLOOR: nets' floor)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from processors.similarity import Match, best_match, gap_runs, pooled_bands, unit_frames
+from processors.gaps import gap_runs
+from processors.similarity import Match, best_match, pooled_bands, unit_frames
 
 
 def quantise_corpus(mels: list[np.ndarray], max_frames: int = 0) -> tuple[torch.Tensor, list]:

@@ -18,9 +18,13 @@ def find_silent_gaps(samples: np.ndarray, min_len: int) -> list[tuple[int, int]]
     samples: (N,) or (N, C); a sample is silent when every channel is exactly 0.
     """
     silent = np.all(samples == 0, axis=1) if samples.ndim == 2 else samples == 0
-    edges = np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(int(s), int(e)) for s, e in zip(starts, ends) if e - s >= min_len]
+    return [(s, e) for s, e in gap_runs(silent) if e - s >= min_len]
+
+
+def gap_runs(columns: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True in a (T,) bool array -> half-open (start, end) ranges."""
+    edges = np.diff(np.concatenate([[0], columns.astype(np.int8), [0]]))
+    return [(int(s), int(e)) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
 def extend_over_near_silence(samples: np.ndarray, gaps: list[tuple[int, int]], sample_rate: int,

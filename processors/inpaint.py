@@ -27,7 +27,7 @@ RESAMPLE_REACH = 8
 @dataclass
 class GapWindow:
     """Where one gap's crop window sits in the original file."""
-    start: int            # window start, original-rate samples (may be < 0 near the file start)
+    start: int            # window start, original-rate samples (>= 0; the window may run past the file's end)
     length: int           # window length, original-rate samples
 
 
@@ -39,6 +39,14 @@ def window_samples(cfg) -> int:
     """Length in samples, at the model's rate, of the crop window a gap is filled from:
     ``crop_frames`` centred frames span ``(crop_frames - 1) * hop_length`` samples."""
     return (cfg.data.crop_frames - 1) * cfg.audio.hop_length
+
+
+def longest_gap_ms(cfg, spare_frames: int = 0) -> float:
+    """Longest gap a window holds: its frames (at most ceil((g + n_fft) / hop)) must fit
+    between the crop's margins, less ``spare_frames`` (1: room for rounding at any position)."""
+    a = cfg.audio
+    frames = cfg.data.crop_frames - 2 * cfg.data.mask.margin_frames - spare_frames
+    return (frames * a.hop_length - a.n_fft) * 1000.0 / a.sample_rate
 
 
 def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
@@ -53,10 +61,8 @@ def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
     to_model = a.sample_rate / sr
     frames = gap_frames(int((s - start) * to_model), math.ceil((e - start) * to_model),
                         a.hop_length, a.n_fft, crop)
-    max_frames = crop - 2 * margin
-    if frames[1] - frames[0] > max_frames:
-        longest = (max_frames * a.hop_length - a.n_fft) / a.sample_rate
-        raise UserError(f"{where} is longer than this model can fill (at most {longest * 1000:.0f} ms)")
+    if frames[1] - frames[0] > crop - 2 * margin:
+        raise UserError(f"{where} is longer than this model can fill (at most {longest_gap_ms(cfg):.0f} ms)")
     if s == 0 or frames[0] < margin:
         raise UserError(f"{where} touches the start of the file: the model needs context before a gap")
     if e >= n_samples or frames[1] > crop - margin:

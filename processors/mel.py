@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 import torchaudio.functional as AF
 import torchaudio.transforms as T
@@ -34,6 +36,13 @@ class MelSpectrogram(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return amplitude_to_normalised(self.mel(wave), self.audio.min_db, self.audio.max_db)
+
+
+def log_mel(mel_fn, wave: np.ndarray) -> np.ndarray:
+    """A waveform (N,), numpy, through ``mel_fn`` (a :class:`MelSpectrogram`) without autograd
+    -> its normalised log-Mel (n_mels, frames), numpy."""
+    with torch.no_grad():
+        return mel_fn(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
 
 
 def amplitude_to_normalised(mel: torch.Tensor, min_db: float, max_db: float) -> torch.Tensor:

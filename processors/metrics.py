@@ -98,12 +98,7 @@ def mel_mse(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
 def mel_snr_db(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
     """10 log10(sum ref^2 / sum (ref - est)^2) over normalised log-Mels (n_mels, T), in dB;
     ``inf`` when they are identical. Higher is better."""
-    ref = ref_mel.astype(np.float64)
-    noise = float(np.sum((ref - est_mel) ** 2))
-    signal = float(np.sum(ref ** 2))
-    if noise == 0.0:
-        return math.inf
-    return 10.0 * math.log10(max(signal, 1e-20) / noise)
+    return snr_db(ref_mel, est_mel)
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sr: int) -> tuple[float, str]:
@@ -151,7 +146,7 @@ def _rotated(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
 
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
-    """10 log10(sum ref^2 / sum (ref - est)^2) in dB, both (N,); ``inf`` when identical."""
+    """10 log10(sum ref^2 / sum (ref - est)^2) in dB, both of one shape; ``inf`` when identical."""
     noise = float(np.sum((np.asarray(ref, np.float64) - est) ** 2))
     return math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(np.square(ref, dtype=np.float64))), 1e-30) / noise)
 

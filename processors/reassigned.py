@@ -54,13 +54,6 @@ def check_window(rc, where: str = "reassigned.window") -> None:
         raise UserError(f"{where}: unknown window {rc.window!r} ({str(exc).splitlines()[0]})") from None
 
 
-def n_frames(n_samples: int, rc) -> int:
-    """Frames of a signal of ``n_samples`` (librosa's count for the same settings)."""
-    if rc.center:
-        return 1 + n_samples // rc.hop_length
-    return 1 + (n_samples - rc.n_fft) // rc.hop_length
-
-
 def frame_starts(frames: int, rc) -> np.ndarray:
     """Sample index (in the analysed signal) of each frame's first sample, (T,)."""
     return np.arange(frames) * rc.hop_length - (rc.n_fft // 2 if rc.center else 0)

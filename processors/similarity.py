@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from processors.gaps import gap_runs
+
 
 @dataclass
 class Match:
@@ -121,12 +123,6 @@ def best_match(feats: torch.Tensor, query: torch.Tensor, weight: torch.Tensor, c
     score = torch.where(ok, score, torch.full_like(score, -torch.inf))
     best = int(torch.argmax(score))
     return Match(int(starts[best]), float(score[best]))
-
-
-def gap_runs(columns: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of True in a (T,) bool array -> half-open (start, end) ranges."""
-    edges = np.diff(np.concatenate([[0], columns.astype(np.int8), [0]]))
-    return [(int(s), int(e)) for s, e in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
 
 
 def aligned_match(found: list[tuple[int, int, Match]], g0: int, g1: int) -> Match | None:

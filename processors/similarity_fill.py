@@ -2,7 +2,7 @@
 the waveform copy (processors.similarity holds the search itself).
 
 Two fills use the same search:
-- in the Mel domain, the guide (``song_guides``): the matched stretch's Mel placed in the
+- in the Mel domain, the guide (``song_guide``): the matched stretch's Mel placed in the
   gap, for the vocoder (models.classical.SimilarityMelFill) or as a guided network's input;
 - in the waveform domain (``similarity_wave_fill``): the matched stretch's samples copied
   into the gap at the file's own rate, every channel from its own samples (true phase and
@@ -21,6 +21,7 @@ import torch
 from processors.audio_io import resample, to_mono
 from processors.gaps import gap_frames
 from processors.lpc import lpc_edges, lpc_fill
+from processors.mel import log_mel
 from processors.similarity import Match, find_match, search_features, window_guide
 
 SEAM_LPC_ORDER_MS = 1.5      # predictor for the seam crossfade: it only has to carry on for ~10 ms
@@ -37,18 +38,22 @@ class SongSearch:
     context: int             # frames compared on each side of a gap
 
 
+def context_frames(cfg) -> int:
+    """``similarity.context_s`` in Mel frames of ``cfg.audio`` (at least 1): what a search
+    compares on each side of a gap."""
+    return max(1, round(cfg.similarity.context_s * cfg.audio.sample_rate / cfg.audio.hop_length))
+
+
 def song_search(mono: np.ndarray, sr: int, gaps: list[tuple[int, int]], cfg, mel_fn) -> SongSearch:
     """Analyse a gapped recording (N,) at rate ``sr`` for the search (its cost is the recording's
     Mel, once; each gap's search is then one matrix product)."""
     a = cfg.audio
     wave = resample(np.asarray(mono, dtype=np.float32), sr, a.sample_rate)
-    with torch.no_grad():
-        mel = mel_fn(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
+    mel = log_mel(mel_fn, wave)
     known = torch.ones(mel.shape[1], dtype=torch.bool)
     for f0, f1 in model_frames(gaps, sr, cfg, mel.shape[1]):
         known[f0:f1] = False
-    context = max(1, round(cfg.similarity.context_s * a.sample_rate / a.hop_length))
-    return SongSearch(mel, search_features(mel, cfg.similarity.bands), known, context)
+    return SongSearch(mel, search_features(mel, cfg.similarity.bands), known, context_frames(cfg))
 
 
 def model_frames(gaps: list[tuple[int, int]], sr: int, cfg, n_frames: int) -> list[tuple[int, int]]:

@@ -28,7 +28,7 @@ def main(args) -> int:
     from processors.core.errors import UserError
     from models.vocoder_nets import VOCODERS
     from training.configure import load_config
-    from training.evaluation.evaluate import evaluation_files
+    from datasets.sources import evaluation_files
     from training.evaluation.vocoder_benchmark import benchmark_vocoders
 
     data = Path(args.data)

@@ -14,7 +14,8 @@ def main(args) -> int:
     from models.build import load_inpainter
     from training.configure import load_config
     from training.evaluation.report import clear_results, earlier_results, write_report
-    from training.evaluation.evaluate import DEFAULT_BASELINES, build_systems, evaluate, evaluation_files
+    from datasets.sources import evaluation_files
+    from training.evaluation.evaluate import DEFAULT_BASELINES, build_systems, evaluate
     from processors.excerpt_metrics import excerpt_seconds
     from training.evaluation.scoring import with_eval
 

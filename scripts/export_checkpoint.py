@@ -12,7 +12,7 @@ def main(args) -> int:
     from processors.core.errors import UserError
     from processors.core.checkpoint_io import inference_state, load_checkpoint, save_checkpoint
     from models.build import load_inpainter
-    from processors.core.config import apply_overrides
+    from processors.core.config_io import apply_overrides
     from training.configure import build_config
     src, dst = Path(args.checkpoint), Path(args.output)
     check_output_file(dst, "--output", args.force, others={"the input checkpoint": src})

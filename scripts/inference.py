@@ -89,10 +89,11 @@ def main(args) -> int:
     print(f"filled {len(gaps)} gap(s): " + ", ".join(f"{s / sr:.3f}-{e / sr:.3f} s" for s, e in gaps) + f" -> {dst}")
     if args.figure:
         from processors.audio_io import resample, to_mono
+        from processors.mel import log_mel
         from training.figures import mel_figure, save_figure
         hop_s = cfg.audio.hop_length / cfg.audio.sample_rate
-        before = mel_fn(torch.from_numpy(resample(to_mono(samples), sr, cfg.audio.sample_rate))).numpy()
-        after = mel_fn(torch.from_numpy(resample(to_mono(filled).astype(np.float32), sr, cfg.audio.sample_rate))).numpy()
+        before = log_mel(mel_fn, resample(to_mono(samples), sr, cfg.audio.sample_rate))
+        after = log_mel(mel_fn, resample(to_mono(filled).astype(np.float32), sr, cfg.audio.sample_rate))
         fig = mel_figure([("input (gapped)", before), ("filled", after)], hop_s, [(s / sr, e / sr) for s, e in gaps])
         save_figure(fig, args.figure)
         print(f"figure -> {args.figure}")

@@ -18,7 +18,8 @@ import soundfile as sf
 import torch
 
 from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
-from processors.core.config import Config, save_config
+from processors.core.config import Config
+from processors.core.config_io import save_config
 from training.configure import load_config
 from training.trainer import Trainer
 

@@ -8,7 +8,8 @@ import yaml
 
 from conftest import ROOT
 from processors.core.errors import UserError
-from processors.core.config import Config, apply_overrides, from_dict, save_config
+from processors.core.config import Config
+from processors.core.config_io import apply_overrides, from_dict, save_config
 from processors.core.config_checks import validate
 from models.build import check_components
 from training.configure import build_config, load_config

@@ -20,7 +20,7 @@ import soundfile as sf
 from conftest import ROOT, make_tiny_cfg, run_script
 from processors.audio_io import write_audio
 from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
-from processors.core.config import save_config
+from processors.core.config_io import save_config
 from training.configure import build_config
 from training.evaluation.eval_report import write_csv
 from training.loss_log import truncate_log

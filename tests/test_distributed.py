@@ -12,7 +12,7 @@ import torch
 from conftest import ROOT, make_tiny_cfg, run_script, write_ljspeech
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import load_checkpoint
-from processors.core.config import save_config
+from processors.core.config_io import save_config
 from training.distributed import init_world
 
 

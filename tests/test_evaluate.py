@@ -15,10 +15,10 @@ import torch
 from conftest import make_tiny_cfg, run_script, write_clip, write_ljspeech
 from processors.core.errors import UserError
 from processors.gaps import sample_gaps
-from processors.inpaint import locate, window_samples
+from processors.inpaint import locate, longest_gap_ms, window_samples
 from training.evaluation.eval_report import SUMMARY_DATA, markdown, mean_ci
-from training.evaluation.evaluate import (BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate,
-                                          evaluation_files, longest_gap_ms, work_span)
+from datasets.sources import evaluation_files
+from training.evaluation.evaluate import BASELINES, DEFAULT_BASELINES, build_systems, check_gap_ms, evaluate, work_span
 from training.evaluation.scoring import with_eval
 from training.trainer import Trainer
 
@@ -43,7 +43,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def test_every_allowed_gap_length_passes_locate_at_any_position(tiny_cfg):
     sr, n = tiny_cfg.audio.sample_rate, 40_000
-    longest = int(longest_gap_ms(tiny_cfg) * sr / 1000)
+    longest = int(longest_gap_ms(tiny_cfg, spare_frames=1) * sr / 1000)
     for gap_len in range(longest - 300, longest + 1, 7):
         for s, e in sample_gaps(n, gap_len, window_samples(tiny_cfg), 40, seed=gap_len, key="x"):
             locate((s, e), n, sr, tiny_cfg)          # raises if the model could not fill it
@@ -136,7 +136,7 @@ def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljsp
     (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
 ])
 def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):
-    from processors.core.config import save_config
+    from processors.core.config_io import save_config
     config = tmp_path / "tiny.yaml"
     save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
     proc = run_script("evaluate.py", "--config", config, "--data", ljspeech_dir, "--out", tmp_path / "out",

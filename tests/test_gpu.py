@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_tiny_cfg, write_ljspeech
 from processors.core.checkpoint_io import load_checkpoint
-from processors.core.config import save_config
+from processors.core.config_io import save_config
 from training.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu,

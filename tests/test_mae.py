@@ -10,7 +10,7 @@ from models.build import load_initial_weights
 from models.mae import patch_grid, patch_mask_from_bins, patches_to_bins, random_patch_mask
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import save_checkpoint
-from processors.core.config import apply_overrides
+from processors.core.config_io import apply_overrides
 from training.configure import build_config, load_config
 from training.losses import masked_mse
 from training.trainer import Trainer

@@ -93,6 +93,16 @@ def test_one_cpu_step_of_each_music_config(songs, tmp_path, config):
     assert model.takes_guide == (config == "unet_music_sim.yaml")
 
 
+def test_a_pix2pix_generator_takes_the_song_guide_as_the_unet_does(songs, tmp_path):
+    # Pix2Pix's params are the U-Net's plus the discriminator's: a U-Net option reaches it too
+    cfg = tiny_music("unet_music_sim.yaml", songs, tmp_path, "model.name=pix2pix", "model.params.disc_channels=4",
+                     "loss.weights.adversarial=0.1")
+    summary = Trainer(cfg).fit()
+    assert summary["step"] == 1 and "val_guide_mse" in summary
+    model, _ = load_inpainter(Path(cfg.train.checkpoints_dir) / cfg.run_name / "last.pt")
+    assert model.takes_guide and model.generator.takes_guide
+
+
 def test_guided_checkpoint_fills_a_stereo_song_in_stereo(songs, tmp_path):
     """scripts/inference.py with a guided music checkpoint: both gaps filled, every sample
     outside them bit-identical in each channel, the channels filled each from its own context;

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import ROOT, make_tiny_cfg, run_script, write_ljspeech
 from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
-from processors.core.config import apply_overrides, save_config
+from processors.core.config_io import apply_overrides, save_config
 from processors.core.errors import UserError
 from test_crash_safety import Training, _logged_rows
 from training.configure import build_config

@@ -7,7 +7,7 @@ import torch
 from models import build_model
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import save_checkpoint
-from processors.core.config import apply_overrides
+from processors.core.config_io import apply_overrides
 from training.configure import build_config
 from training.losses import build_losses, build_perceptual
 from training.trainer import Trainer

@@ -11,7 +11,7 @@ from conftest import make_tiny_cfg, write_ljspeech
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import load_checkpoint
 from models.build import load_inpainter
-from processors.core.config import apply_overrides
+from processors.core.config_io import apply_overrides
 from training.configure import build_config
 from training.trainer import Trainer
 

@@ -138,7 +138,7 @@ def test_missing_manifest_is_a_user_error(tmp_path):
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory) -> Path:
     """scripts/evaluate.py --report with three baselines on two tiny clips: its results folder."""
-    from processors.core.config import save_config
+    from processors.core.config_io import save_config
     tmp = tmp_path_factory.mktemp("report")
     data = write_ljspeech(tmp / "LJSpeech-1.1", n_clips=2)
     save_config(make_tiny_cfg(data, tmp), tmp / "tiny.yaml")

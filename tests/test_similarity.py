@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from processors.similarity import NO_MATCH, Match, find_match, gap_runs, search_features, window_guide
+from processors.gaps import gap_runs
+from processors.similarity import NO_MATCH, Match, find_match, search_features, window_guide
 
 
 def random_song(frames: int, n_mels: int = 32, seed: int = 0) -> np.ndarray:

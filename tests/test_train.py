@@ -12,7 +12,7 @@ from conftest import BASE_CONFIG, make_tiny_cfg, run_script, tiny_overrides, wri
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
 from models.build import load_inpainter
-from processors.core.config import apply_overrides
+from processors.core.config_io import apply_overrides
 from training.configure import build_config, load_config
 from training.loop import lr_lambda
 from training.trainer import Trainer

@@ -14,7 +14,7 @@ from processors.core.errors import UserError
 from processors.mel import MelInverse, normalised_to_amplitude
 from processors.vocoders import context_griffin_lim, stft
 from test_vocoders import TINY, gapped_window, tiny_known, tiny_vocoder
-from processors.core.config import save_config
+from processors.core.config_io import save_config
 from training.vocoder_training import train_vocoder_net
 
 

@@ -325,7 +325,7 @@ def test_evaluation_gets_one_row_per_vocoder_for_every_mel_system(tiny_cfg, tmp_
 
 def test_evaluate_script_takes_vocoder_methods(tmp_path, ljspeech_dir):
     from conftest import make_tiny_cfg, run_script
-    from processors.core.config import save_config
+    from processors.core.config_io import save_config
     config = tmp_path / "tiny.yaml"
     save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
     out = tmp_path / "out"

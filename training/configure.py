@@ -8,7 +8,8 @@ from pathlib import Path
 
 from models.build import check_components
 from models.registry import MODELS
-from processors.core.config import Config, parse_config, read_config
+from processors.core.config import Config
+from processors.core.config_io import parse_config, read_config
 from processors.core.errors import UserError
 from training.losses import INPAINT_LOSSES, LOSS_BUILDERS
 

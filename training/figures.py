@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from processors.core.atomic import atomic_path  # noqa: E402
+
 
 def mel_figure(panels: list[tuple[str, np.ndarray]], hop_seconds: float | None = None,
                spans: list[tuple[float, float]] | None = None):
@@ -30,9 +32,11 @@ def mel_figure(panels: list[tuple[str, np.ndarray]], hop_seconds: float | None =
 
 
 def save_figure(fig, path: str | Path) -> None:
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names, and close it
+    (a failed save leaves ``path`` as it was, and no temporary file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix[1:].lower())
+    finally:
+        plt.close(fig)

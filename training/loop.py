@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from processors.core.checkpoint_io import (CheckpointMismatch, config_changes, load_checkpoint, rng_state,
                                            save_checkpoint, seed_everything, set_rng_state, weights_mismatch)
-from processors.core.config import Config, apply_overrides, save_config
+from processors.core.config import Config
+from processors.core.config_io import apply_overrides, save_config
 from processors.core.errors import UserError
 from training.configure import build_config, load_config
 from training.distributed import World, average_gradients, close_world, init_world, local_device, mean_over_ranks

@@ -10,7 +10,8 @@ from __future__ import annotations
 from processors.core.errors import UserError
 
 
-def _check(ok: bool, where: str, message: str) -> None:
+def require(ok: bool, where: str, message: str) -> None:
+    """UserError ``where: message`` unless ``ok``: a config check's one line."""
     if not ok:
         raise UserError(f"{where}: {message}")
 
@@ -20,104 +21,104 @@ def validate(cfg, where: str = "config") -> None:
     a, d, m, t = cfg.audio, cfg.data, cfg.data.mask, cfg.train
     # a run's folders are checkpoints/<run_name> and runs/<run_name>: a path would write elsewhere,
     # and checkpoints/pretrained holds the tracked, shipped models
-    _check(bool(cfg.run_name) and not cfg.run_name.startswith(".") and "/" not in cfg.run_name
-           and "\\" not in cfg.run_name and cfg.run_name != "pretrained", f"{where}: run_name",
-           f"must be a plain folder name (no '/', not starting with '.', not 'pretrained'), got {cfg.run_name!r}")
-    _check(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
-    _check(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
-    _check(0 < a.win_length <= a.n_fft, f"{where}: audio.win_length", f"must be in 1..n_fft ({a.n_fft})")
-    _check(0 < a.hop_length <= a.win_length, f"{where}: audio.hop_length", "must be in 1..win_length")
-    _check(0 <= a.f_min < a.f_max <= a.sample_rate / 2, f"{where}: audio.f_max",
-           f"need 0 <= f_min < f_max <= sample_rate/2 ({a.sample_rate / 2:g}), got {a.f_min:g}..{a.f_max:g}")
-    _check(0 < a.n_mels <= a.n_fft // 2 + 1, f"{where}: audio.n_mels",
-           f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
-    _check(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
+    require(bool(cfg.run_name) and not cfg.run_name.startswith(".") and "/" not in cfg.run_name
+            and "\\" not in cfg.run_name and cfg.run_name != "pretrained", f"{where}: run_name",
+            f"must be a plain folder name (no '/', not starting with '.', not 'pretrained'), got {cfg.run_name!r}")
+    require(a.sample_rate >= 4000, f"{where}: audio.sample_rate", f"must be >= 4000, got {a.sample_rate}")
+    require(a.n_fft >= 64, f"{where}: audio.n_fft", f"must be >= 64, got {a.n_fft}")
+    require(0 < a.win_length <= a.n_fft, f"{where}: audio.win_length", f"must be in 1..n_fft ({a.n_fft})")
+    require(0 < a.hop_length <= a.win_length, f"{where}: audio.hop_length", "must be in 1..win_length")
+    require(0 <= a.f_min < a.f_max <= a.sample_rate / 2, f"{where}: audio.f_max",
+            f"need 0 <= f_min < f_max <= sample_rate/2 ({a.sample_rate / 2:g}), got {a.f_min:g}..{a.f_max:g}")
+    require(0 < a.n_mels <= a.n_fft // 2 + 1, f"{where}: audio.n_mels",
+            f"{a.n_mels} mel bands need n_fft >= {2 * (a.n_mels - 1)}, got n_fft {a.n_fft}")
+    require(a.min_db < a.max_db, f"{where}: audio.min_db", "must be below audio.max_db")
 
-    _check(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
-    _check(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
-    _check(d.val_fraction < 1, f"{where}: data.val_fraction", f"must be < 1, got {d.val_fraction:g}")
-    _check(0 <= d.test_fraction < 1, f"{where}: data.test_fraction", f"must be in [0, 1), got {d.test_fraction:g}")
-    _check(d.val_fraction + d.test_fraction < 1, f"{where}: data.val_fraction + data.test_fraction",
-           f"must be < 1 (files must be left to train on), got {d.val_fraction + d.test_fraction:g}")
-    _check(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
-    _check(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
-    _check(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
+    require(d.crop_frames >= 16, f"{where}: data.crop_frames", f"must be >= 16, got {d.crop_frames}")
+    require(d.val_fraction > 0, f"{where}: data.val_fraction", "must be > 0 (validation picks best.pt)")
+    require(d.val_fraction < 1, f"{where}: data.val_fraction", f"must be < 1, got {d.val_fraction:g}")
+    require(0 <= d.test_fraction < 1, f"{where}: data.test_fraction", f"must be in [0, 1), got {d.test_fraction:g}")
+    require(d.val_fraction + d.test_fraction < 1, f"{where}: data.val_fraction + data.test_fraction",
+            f"must be < 1 (files must be left to train on), got {d.val_fraction + d.test_fraction:g}")
+    require(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
+    require(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
+    require(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
     usable = d.crop_frames - 2 * m.margin_frames
-    _check(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
-    _check(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
+    require(m.margin_frames >= 1, f"{where}: data.mask.margin_frames", "must be >= 1 (inference always has context)")
+    require(m.max_gaps >= 1, f"{where}: data.mask.max_gaps", "must be >= 1")
     if m.mode == "random":
-        _check(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
-               "need 0 < min_fraction <= max_fraction < 1")
-        _check(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
-               f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
+        require(0 < m.min_fraction <= m.max_fraction < 1, f"{where}: data.mask.min_fraction",
+                "need 0 < min_fraction <= max_fraction < 1")
+        require(m.max_fraction * d.crop_frames + m.max_gaps <= usable, f"{where}: data.mask.max_fraction",
+                f"gaps of {m.max_fraction:g} x {d.crop_frames} frames do not fit in the crop between its margins")
     elif m.mode == "range":
-        _check(0 < m.min_gap_frames <= m.max_gap_frames, f"{where}: data.mask.min_gap_frames",
-               "need 0 < min_gap_frames <= max_gap_frames")
-        _check(m.max_gap_frames <= usable, f"{where}: data.mask.max_gap_frames",
-               f"gap of {m.max_gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
+        require(0 < m.min_gap_frames <= m.max_gap_frames, f"{where}: data.mask.min_gap_frames",
+                "need 0 < min_gap_frames <= max_gap_frames")
+        require(m.max_gap_frames <= usable, f"{where}: data.mask.max_gap_frames",
+                f"gap of {m.max_gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
     else:
-        _check(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
-               f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
+        require(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
+                f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
 
-    _check(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
-    _check(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
-    _check(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
-    _check(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
-    _check(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
-    _check(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
-           f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
-    _check(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
+    require(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
+    require(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
+    require(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
+    require(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")
+    require(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"{where}: train.betas", "need two values in [0, 1)")
+    require(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
+            f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
+    require(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
 
-    _check(all(isinstance(f, str) and f for f in d.test_files), f"{where}: data.test_files",
-           "must be a list of file names")
+    require(all(isinstance(f, str) and f for f in d.test_files), f"{where}: data.test_files",
+            "must be a list of file names")
     sim = cfg.similarity
-    _check(sim.context_s > 0, f"{where}: similarity.context_s", f"must be > 0, got {sim.context_s}")
-    _check(sim.bands >= 1, f"{where}: similarity.bands", f"must be >= 1, got {sim.bands}")
-    _check(sim.align_ms >= 0, f"{where}: similarity.align_ms", "must be >= 0")
-    _check(sim.crossfade_ms >= 0, f"{where}: similarity.crossfade_ms", "must be >= 0")
+    require(sim.context_s > 0, f"{where}: similarity.context_s", f"must be > 0, got {sim.context_s}")
+    require(sim.bands >= 1, f"{where}: similarity.bands", f"must be >= 1, got {sim.bands}")
+    require(sim.align_ms >= 0, f"{where}: similarity.align_ms", "must be >= 0")
+    require(sim.crossfade_ms >= 0, f"{where}: similarity.crossfade_ms", "must be >= 0")
 
     v = cfg.vocoder
-    _check(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
-    _check(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
-    _check(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
-    _check(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
-    _check(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
-    _check(cfg.inference.edge_local_db < 0, f"{where}: inference.edge_local_db",
-           "must be < 0 (dB under the level beside the gap)")
-    _check(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
+    require(v.n_iter >= 1, f"{where}: vocoder.n_iter", "must be >= 1")
+    require(0 <= v.momentum < 1, f"{where}: vocoder.momentum", f"must be in [0, 1), got {v.momentum}")
+    require(cfg.inference.min_gap_ms > 0, f"{where}: inference.min_gap_ms", "must be > 0")
+    require(cfg.inference.edge_ms >= 0, f"{where}: inference.edge_ms", "must be >= 0 (0 = off)")
+    require(cfg.inference.edge_db < 0, f"{where}: inference.edge_db", "must be < 0 (dB under the file's RMS)")
+    require(cfg.inference.edge_local_db < 0, f"{where}: inference.edge_local_db",
+            "must be < 0 (dB under the level beside the gap)")
+    require(cfg.inference.crossfade_ms >= 0, f"{where}: inference.crossfade_ms", "must be >= 0")
     for key in ("lpc_hold_ms", "lpc_fade_ms"):
-        _check(getattr(cfg.inference, key) >= 0, f"{where}: inference.{key}", "must be >= 0 (0 = off)")
-    _check(cfg.inference.lpc_fade_ms > 0 or cfg.inference.lpc_hold_ms == 0, f"{where}: inference.lpc_fade_ms",
-           "must be > 0 when inference.lpc_hold_ms is (a hold without a fade clicks)")
-    _check(0 <= cfg.inference.corpus_copy_score <= 1, f"{where}: inference.corpus_copy_score",
-           f"must be in [0, 1] (a cosine match score; 0 = never copy), got {cfg.inference.corpus_copy_score:g}")
-    _check(0 <= cfg.inference.corpus_copy_pull <= 1, f"{where}: inference.corpus_copy_pull",
-           f"must be in [0, 1] (the share of the way to the network's band levels), got {cfg.inference.corpus_copy_pull:g}")
-    _check(cfg.inference.corpus_copy_min_ms >= 0, f"{where}: inference.corpus_copy_min_ms",
-           f"must be >= 0 (0 = any length), got {cfg.inference.corpus_copy_min_ms:g}")
-    _check(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
-           f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
+        require(getattr(cfg.inference, key) >= 0, f"{where}: inference.{key}", "must be >= 0 (0 = off)")
+    require(cfg.inference.lpc_fade_ms > 0 or cfg.inference.lpc_hold_ms == 0, f"{where}: inference.lpc_fade_ms",
+            "must be > 0 when inference.lpc_hold_ms is (a hold without a fade clicks)")
+    require(0 <= cfg.inference.corpus_copy_score <= 1, f"{where}: inference.corpus_copy_score",
+            f"must be in [0, 1] (a cosine match score; 0 = never copy), got {cfg.inference.corpus_copy_score:g}")
+    require(0 <= cfg.inference.corpus_copy_pull <= 1, f"{where}: inference.corpus_copy_pull",
+            f"must be in [0, 1] (the share of the way to the network's band levels), got {cfg.inference.corpus_copy_pull:g}")
+    require(cfg.inference.corpus_copy_min_ms >= 0, f"{where}: inference.corpus_copy_min_ms",
+            f"must be >= 0 (0 = any length), got {cfg.inference.corpus_copy_min_ms:g}")
+    require(cfg.eval.excerpt_seconds >= 0, f"{where}: eval.excerpt_seconds",
+            f"must be >= 0 (0 = the domain's default), got {cfg.eval.excerpt_seconds:g}")
 
     validate_reassigned(cfg.reassigned, f"{where}: reassigned")
     for name, w in cfg.loss.weights.items():
-        _check(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
-    _check(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
+        require(isinstance(w, (int, float)) and w >= 0, f"{where}: loss.weights.{name}", f"must be a number >= 0, got {w!r}")
+    require(any(w > 0 for w in cfg.loss.weights.values()), f"{where}: loss.weights", "at least one weight must be > 0")
     p = cfg.loss.perceptual
-    _check(cfg.loss.weights.get("perceptual", 0) == 0 or p.checkpoint != "", f"{where}: loss.weights.perceptual",
-           "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
-    _check(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
-           f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
+    require(cfg.loss.weights.get("perceptual", 0) == 0 or p.checkpoint != "", f"{where}: loss.weights.perceptual",
+            "needs loss.perceptual.checkpoint, the checkpoint of an MAE run (its encoder is the feature network)")
+    require(len(p.layers) > 0 and all(isinstance(x, int) and x >= 1 for x in p.layers),
+            f"{where}: loss.perceptual.layers", f"need encoder block numbers >= 1, got {p.layers!r}")
 
 
 def validate_reassigned(rc, where: str) -> None:
     """The ``reassigned`` section's values (its window, inversion and net params: check_components)."""
-    _check(rc.sample_rate >= 1000, f"{where}.sample_rate", f"must be >= 1000, got {rc.sample_rate}")
-    _check(rc.n_fft >= 4, f"{where}.n_fft", f"must be >= 4, got {rc.n_fft}")
-    _check(0 <= rc.win_length <= rc.n_fft, f"{where}.win_length", f"must be in 0..n_fft ({rc.n_fft}); 0 = n_fft")
-    _check(1 <= rc.hop_length <= (rc.win_length or rc.n_fft), f"{where}.hop_length",
-           f"must be in 1..win_length ({rc.win_length or rc.n_fft}), got {rc.hop_length}")
-    _check(rc.ref_power >= 0, f"{where}.ref_power", f"must be >= 0, got {rc.ref_power}")
-    _check(rc.n_iter >= 0, f"{where}.n_iter", f"must be >= 0, got {rc.n_iter}")
-    _check(rc.classical_iter >= 0, f"{where}.classical_iter", f"must be >= 0, got {rc.classical_iter}")
-    _check(0 <= rc.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {rc.momentum}")
-    _check(rc.tol_db > 0, f"{where}.tol_db", f"must be > 0, got {rc.tol_db}")
+    require(rc.sample_rate >= 1000, f"{where}.sample_rate", f"must be >= 1000, got {rc.sample_rate}")
+    require(rc.n_fft >= 4, f"{where}.n_fft", f"must be >= 4, got {rc.n_fft}")
+    require(0 <= rc.win_length <= rc.n_fft, f"{where}.win_length", f"must be in 0..n_fft ({rc.n_fft}); 0 = n_fft")
+    require(1 <= rc.hop_length <= (rc.win_length or rc.n_fft), f"{where}.hop_length",
+            f"must be in 1..win_length ({rc.win_length or rc.n_fft}), got {rc.hop_length}")
+    require(rc.ref_power >= 0, f"{where}.ref_power", f"must be >= 0, got {rc.ref_power}")
+    require(rc.n_iter >= 0, f"{where}.n_iter", f"must be >= 0, got {rc.n_iter}")
+    require(rc.classical_iter >= 0, f"{where}.classical_iter", f"must be >= 0, got {rc.classical_iter}")
+    require(0 <= rc.momentum < 1, f"{where}.momentum", f"must be in [0, 1), got {rc.momentum}")
+    require(rc.tol_db > 0, f"{where}.tol_db", f"must be > 0, got {rc.tol_db}")

@@ -8,13 +8,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from datasets.mel_dataset import build_splits
 from datasets.synthetic import make_corpus
 from processors.audio_io import load_mono, write_audio
 from processors.inpaint import inpaint_audio
-from processors.mel import MelSpectrogram
+from processors.mel import MelSpectrogram, log_mel
 from models.vocoder_nets import build_vocoder
 from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint
 from models.build import load_inpainter
@@ -89,8 +88,7 @@ def fill_clip(model, mcfg: Config, clip: Path, out: Path, gap_ms: float, label: 
     out.mkdir(parents=True, exist_ok=True)
     for name, wave in (("original", original), ("gapped", gapped), ("filled", filled)):
         write_audio(out / f"{name}.wav", wave, sr, subtype="PCM_16")
-    with torch.no_grad():
-        mels = [mel_fn(torch.from_numpy(w.astype(np.float32))).numpy() for w in (original, gapped, filled)]
+    mels = [log_mel(mel_fn, w.astype(np.float32)) for w in (original, gapped, filled)]
     fig = mel_figure([("original", mels[0]), (f"gapped ({gap_ms:.0f} ms)", mels[1]), (f"filled by the {label}", mels[2])],
                      mcfg.audio.hop_length / sr, [(s / sr, e / sr)])
     save_figure(fig, out / "comparison.png")

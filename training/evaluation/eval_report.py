@@ -1,4 +1,4 @@
-"""What an evaluation writes: metrics.csv, summary.md, plots and the listening report's excerpts."""
+"""What an evaluation writes: metrics.csv, summary.md and the plots (the listening report: report.py)."""
 from __future__ import annotations
 
 import csv
@@ -6,11 +6,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import stats
 
 from processors.core.atomic import atomic_path
 from processors.excerpt_metrics import GAP_COLUMNS
+from processors.mel import log_mel
 
 SUMMARY_DATA = "summary.json"   # the summary as data (summary_document), beside summary.md
 
@@ -172,8 +172,7 @@ def plot_examples(examples: list, cfg, folder: Path) -> list[Path]:
     sr = cfg.audio.sample_rate
     paths = []
     for ex in examples:
-        with torch.no_grad():
-            panels = [(name, mel_fn(torch.from_numpy(np.ascontiguousarray(w))).numpy()) for name, w in ex.waves.items()]
+        panels = [(name, log_mel(mel_fn, w)) for name, w in ex.waves.items()]
         start_s = ex.offset / sr
         fig = mel_figure([(f"{name} ({ex.file}, {ex.gap_ms:g} ms gap at {start_s + ex.gap[0] / sr:.2f} s)"
                            if i == 0 else name, mel) for i, (name, mel) in enumerate(panels)],

@@ -25,7 +25,7 @@ from processors.audio_io import load_mono
 from processors.core.errors import UserError
 from processors.core.registry import Registry
 from processors.gaps import sample_gaps, splice
-from processors.inpaint import inpaint_audio, locate, window_mels, window_samples
+from processors.inpaint import inpaint_audio, locate, longest_gap_ms, window_mels, window_samples
 from processors.lpc import lpc_fill, lpc_sizes
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
@@ -188,22 +188,14 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
 
 # --------------------------------------------------------------------------- gaps
 
-def longest_gap_ms(cfg) -> float:
-    """Longest gap every position can hold: its frames (at most ceil((g + n_fft) / hop),
-    one spare for rounding) must fit between the crop's margins."""
-    a = cfg.audio
-    frames = cfg.data.crop_frames - 2 * cfg.data.mask.margin_frames - 1
-    return (frames * a.hop_length - a.n_fft) * 1000.0 / a.sample_rate
-
-
 def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
     """UserError for a gap length that is not positive or that some system cannot fill."""
     for ms in gap_ms:
         if not (ms > 0 and math.isfinite(ms)):
             raise UserError(f"--gap-ms {ms:g}: gap lengths must be positive milliseconds")
         for s in systems:
-            if ms > longest_gap_ms(s.cfg):
-                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest_gap_ms(s.cfg):.0f} ms "
+            if ms > longest_gap_ms(s.cfg, spare_frames=1):      # any position, so one frame for rounding
+                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest_gap_ms(s.cfg, 1):.0f} ms "
                                 f"(crop_frames={s.cfg.data.crop_frames})")
 
 
@@ -302,33 +294,3 @@ def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples,
         if keep:
             example.waves[system.name], example.scores[system.name] = filled[crop], rows[-1]
     return rows
-
-
-def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None = None) -> list[Path]:
-    """Audio files under ``data`` (one folder or several): each an LJSpeech-1.1 root (it
-    has metadata.csv) or any folder of audio. ``split`` 'all', or 'train'/'val'/'test' of the training run's own split:
-    the split is computed over the run's data roots (``cfg.data``), exactly as in
-    training, and only files of ``data`` in that part are kept, so a model is never
-    scored on clips it learnt from."""
-    from datasets.sources import SOURCES, group_key, data_files, split_for
-    files = []
-    for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
-        files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
-    d = cfg.data
-    if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
-        named = {group_key(Path(n), d.group_separator) for n in d.test_files}
-        named |= {Path(n).stem for n in named}
-        files = [f for f in files if {f.name, f.stem, group_key(f, d.group_separator)} & named]
-        if not files:
-            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: none of the "
-                            f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
-    elif split != "all":
-        try:
-            trained_on = data_files(d)
-        except UserError as exc:
-            raise UserError(f"--split {split} needs the run's training data to rebuild its split: {exc}") from None
-        part = {p.resolve() for p in split_for(cfg, trained_on)[split]}
-        files = [f for f in files if f.resolve() in part]
-        if not files:
-            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")
-    return files[:limit] if limit else files

@@ -23,11 +23,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from processors.core.atomic import atomic_path, write_text_atomic
 from processors.audio_io import read_audio, write_audio
 from processors.core.errors import UserError
+from processors.mel import log_mel
 from training.evaluation.eval_report import (METRICS, SUMMARY_DATA, markdown, plot_examples, plot_metrics, summarise,
                                              summary_document, write_csv)
 from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
@@ -177,8 +177,7 @@ def draw_spectrograms(manifest: dict, folder: Path) -> None:
         for clip in ex["clips"]:
             samples, sr = read_audio(folder / clip["wav"])
             wave = samples.mean(axis=1)
-            with torch.no_grad():
-                mel = mel_fn(torch.from_numpy(np.ascontiguousarray(wave))).numpy()
+            mel = log_mel(mel_fn, wave)
             clip["png"] = f"spec/{ex['id']}/{Path(clip['wav']).stem}.png"
             spectrogram_png(mel, len(wave) / sr, ex["start_s"], tuple(ex["gap_s"]), folder / clip["png"])
 

@@ -19,6 +19,7 @@ from processors.audio_io import resample
 from processors.core.errors import UserError
 from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_columns, domain_metrics, excerpt_seconds
 from processors.isolation import CrashIsolation
+from processors.mel import log_mel
 from processors.metrics import centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db
 
 
@@ -65,16 +66,14 @@ class Scorer:
     def reference(self, excerpt: np.ndarray) -> Reference:
         """``excerpt`` (L,) of the original at the model's rate -> its Reference."""
         sr = self.cfg.audio.sample_rate
-        with torch.no_grad():
-            mel = self.mel_fn(torch.from_numpy(np.ascontiguousarray(excerpt))).numpy()
+        mel = log_mel(self.mel_fn, excerpt)
         return Reference(excerpt, mel, {m.rate: resample(excerpt, sr, m.rate) for _, m in self.metrics})
 
     def score(self, ref: Reference, filled: np.ndarray, gap: tuple[int, int]) -> dict:
         """Every metric of one filled excerpt (L,) against ``ref``; ``gap`` in excerpt samples.
         'skipped' holds the reasons a metric could not be computed (its value is then NaN)."""
         a = self.cfg.audio
-        with torch.no_grad():
-            est_mel = self.mel_fn(torch.from_numpy(np.ascontiguousarray(filled))).numpy()
+        est_mel = log_mel(self.mel_fn, filled)
         f0, f1 = centre_frames(gap[0], gap[1], a.hop_length, ref.mel.shape[1])
         row = {"lsd_db": log_spectral_distance(ref.wave, filled, gap, a.sample_rate, a.n_fft, a.win_length,
                                                a.hop_length, a.f_max),

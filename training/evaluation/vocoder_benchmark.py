@@ -115,7 +115,7 @@ def prepare_clips(files, count: int, cfg, gap_ms: float, gaps_per_clip: int, see
 
 def run_variant(clips: list[dict], vocoder, cfg, mel_fn) -> dict:
     """Fill every clip's gaps with the oracle Mel through ``vocoder``: mean gap LSD (dB),
-    mean clip PESQ-WB, median and mean milliseconds per gap (vocoder call only)."""
+    mean clip PESQ-WB, median wall and CPU milliseconds per gap (vocoder call only)."""
     a, sr = cfg.audio, cfg.audio.sample_rate
     timed = Timed(vocoder)
     lsd, pesq = [], []
