@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import processors.core.checkpoint_io as checkpoint
-from conftest import SHARED, requires_shared, run_script
+from conftest import ROOT, SHARED, requires_shared, run_script
 from processors.audio_io import load_mono, read_audio
 from processors.core.errors import UserError
 from processors.inpaint import inpaint_audio
@@ -101,6 +101,30 @@ def test_inference_without_a_checkpoint_uses_the_shipped_speech_model(tmp_path):
     assert "filled 1 gap(s): 1.500-1.700 s" in result.stdout
     filled, _ = sf.read(tmp_path / "filled.wav", dtype="float32")
     assert np.abs(filled[int(1.5 * sr):int(1.7 * sr)]).max() > 0.01          # the gap holds sound now
+
+
+@pytest.mark.slow
+def test_the_readme_python_example_fills_the_gap_as_the_command_line_does(tmp_path, monkeypatch):
+    # the README's code, run as written: it fills the gap, keeps every other sample, and gives
+    # the very file scripts/inference.py writes for the same gap
+    import re
+    import soundfile as sf
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    wave, sr = sf.read(DEMO_CLIP, dtype="float32")
+    gap = slice(round(1.20 * sr), round(1.45 * sr))
+    wave[gap] = 0.0
+    sf.write(tmp_path / "gapped.wav", wave, sr, subtype="PCM_16")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    filled, _ = sf.read(tmp_path / "filled.wav", dtype="float32")
+    gapped, _ = sf.read(tmp_path / "gapped.wav", dtype="float32")
+    outside = np.ones(len(wave), bool)
+    outside[gap] = False
+    assert np.array_equal(filled[outside], gapped[outside]) and np.abs(filled[gap]).max() > 0.01
+    result = run_script("inference.py", "--input", tmp_path / "gapped.wav", "--output", tmp_path / "cli.wav",
+                        "--gaps", "1.20:1.45")
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(sf.read(tmp_path / "cli.wav", dtype="float32")[0], filled)
 
 
 def test_a_run_can_start_from_the_shipped_weights():
