@@ -7,7 +7,8 @@ new best validation score), each atomically. SIGINT/SIGTERM save ``last.pt`` aft
 current step and stop cleanly; ``--resume last.pt`` continues bit for bit, because every
 batch is a pure function of (seed, step) and the checkpoint holds every random stream.
 
-What is trained comes from a :class:`Task`: the model, its data, its loss and its validation.
+What is trained comes from a :class:`training.task.Task`: the model, its data, its loss and its
+validation.
 The loop owns the rest: seeding, device, AdamW and the warm-up/cosine schedule per parameter
 group, mixed precision, gradient clipping, DistributedDataParallel under ``torchrun``
 (training.distributed: rank 0 alone logs, validates and writes), checkpoints and signals.
@@ -22,7 +23,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -62,62 +62,6 @@ def lr_lambda(cfg: Config):
         progress = (step - t.warmup_steps) / max(1, t.max_steps - t.warmup_steps)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return factor
-
-
-class Task:
-    """What the loop trains. A subclass is built as ``Task(cfg, device, world)`` after the loop
-    has seeded every random stream, so its model's initial weights follow ``cfg.seed``.
-
-    ``model`` is what checkpoints hold under ``"model"``; ``train_batches(step)`` yields this
-    process's batches of steps ``step + 1 .. train.max_steps``; ``train_step(loop, batch)`` runs
-    one step through ``loop.net``, ``loop.autocast()`` and ``loop.update(group, loss)`` and
-    returns (loss, {term: value}) as floats; ``validate(loop, writer)`` returns metrics,
-    ``best_key`` among them, whose minimum goes to ``best.pt``.
-    """
-    model: torch.nn.Module
-    what = "net"                  # what the model is, in messages: "unet model"
-    best_key = "val_loss"
-    validate_first = False        # validate (and write best.pt) before the first step: the untrained net
-    distributed = True            # runs under torchrun; False: one process only
-    cpu_only = False              # trains on the CPU whatever train.device says
-    run_files = ("last.pt",)      # any of them in the checkpoint folder: the run exists
-
-    def param_groups(self) -> dict[str, list]:
-        """Parameter groups, each with its own AdamW and schedule; "model" is the main one."""
-        return {"model": list(self.model.parameters())}
-
-    def warm_start(self) -> None:
-        """Initial weights of a new run (not of a resumed one)."""
-
-    def load_data(self) -> None:
-        """Read the data; called once the checkpoint and the output folders are known to be fine."""
-
-    def describe(self) -> str:
-        """What is trained, for the log line that starts a run."""
-        return type(self).__name__
-
-    def data_note(self) -> str:
-        """Appended to that line once the data is loaded (e.g. ", files train/val/test = ...")."""
-        return ""
-
-    def train_batches(self, step: int) -> Iterable:
-        raise NotImplementedError
-
-    def train_step(self, loop: "Loop", batch) -> tuple[float, dict]:
-        raise NotImplementedError
-
-    def validate(self, loop: "Loop", writer: SummaryWriter | None) -> dict:
-        raise NotImplementedError
-
-    def state(self) -> dict:
-        """Checkpoint entries of the task's own, beside the loop's."""
-        return {}
-
-    def restore(self, state: dict) -> None:
-        """Take back what :meth:`state` saved."""
-
-    def summary(self, loop: "Loop", metrics: dict, seconds: float) -> dict:
-        return {"step": loop.step, "best": loop.best, "seconds": seconds, **metrics}
 
 
 class Loop:

@@ -26,7 +26,8 @@ from models.vocoder_nets import build_vocoder
 from processors.core.config import Config
 from training.distributed import StepSampler, World
 from training.figures import mel_figure
-from training.loop import VAL_SEED_SALT, Loop, Task
+from training.loop import VAL_SEED_SALT, Loop
+from training.task import Task
 from training.losses import INPAINT_LOSSES, build_losses, total_loss
 
 

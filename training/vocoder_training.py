@@ -30,7 +30,8 @@ from processors.inpaint import window_samples
 from processors.metrics import LSD_FLOOR_DB
 from processors.vocoders import LOG_FLOOR, istft, stft
 from processors.core.config import Config
-from training.loop import VAL_SEED_SALT, Loop, Task
+from training.loop import VAL_SEED_SALT, Loop
+from training.task import Task
 
 log = logging.getLogger(__name__)
 
