@@ -31,12 +31,12 @@ def mel_figure(panels: list[tuple[str, np.ndarray]], hop_seconds: float | None =
     return fig
 
 
-def save_figure(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` atomically, in the format its suffix names, and close it
     (a failed save leaves ``path`` as it was, and no temporary file)."""
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format=path.suffix[1:].lower())
+            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:].lower())
     finally:
         plt.close(fig)

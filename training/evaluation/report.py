@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.core.atomic import atomic_path, write_text_atomic
+from processors.core.atomic import write_text_atomic
 from processors.audio_io import read_audio, write_audio
 from processors.core.errors import UserError
 from processors.mel import log_mel
@@ -151,7 +151,7 @@ def spectrogram_png(mel: np.ndarray, seconds: float, start_s: float, gap_s: tupl
                     path: Path) -> None:
     """A small Mel image (normalised log-Mel (n_mels, T) over ``seconds``), x in seconds of the
     clip from ``start_s``, the gap between dashed cyan lines (the colours of training.figures)."""
-    from training.figures import plt
+    from training.figures import plt, save_figure
     fig = plt.figure(figsize=(SPEC_PX[0] / SPEC_DPI, SPEC_PX[1] / SPEC_DPI))
     ax = fig.add_axes((0.0, 0.18, 1.0, 0.82))
     ax.imshow(mel, origin="lower", aspect="auto", vmin=0.0, vmax=1.0, cmap="magma",
@@ -161,9 +161,7 @@ def spectrogram_png(mel: np.ndarray, seconds: float, start_s: float, gap_s: tupl
     ax.set_yticks([])
     ax.tick_params(axis="x", labelsize=7, pad=1, length=2)
     ax.set_xlabel("time in the clip (s)", fontsize=7, labelpad=1)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=SPEC_DPI, format="png")
-    plt.close(fig)
+    save_figure(fig, path, SPEC_DPI)
 
 
 def draw_spectrograms(manifest: dict, folder: Path) -> None:
