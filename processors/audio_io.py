@@ -100,6 +100,14 @@ def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:
     return resample(wave, sr, sample_rate)
 
 
+def output_subtype(src: str | Path, dst: str | Path) -> str | None:
+    """The input file's sample format (soundfile subtype) where ``dst``'s container can hold
+    it, else None (the container's default): a 24-bit wav filled into a flac stays 24-bit,
+    so its samples outside the gaps stay bit-identical."""
+    subtype = sf.info(str(src)).subtype
+    return subtype if sf.check_format(Path(dst).suffix.lstrip(".").upper() or "WAV", subtype) else None
+
+
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
     """Write atomically (temp file in the same folder, then rename): never a half-written file."""
     path = Path(path)

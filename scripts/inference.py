@@ -27,7 +27,7 @@ def main(args) -> int:
     import soundfile as sf
     import torch
 
-    from processors.audio_io import LOSSLESS, read_audio, write_audio
+    from processors.audio_io import LOSSLESS, output_subtype, read_audio, write_audio
     from processors.gaps import extend_over_near_silence, find_silent_gaps, parse_gaps
     from processors.inpaint import inpaint_audio
     from processors.mel import MelSpectrogram
@@ -84,8 +84,7 @@ def main(args) -> int:
             filled, _ = inpaint_audio(samples, sr, gaps, model, cfg, mel_fn, vocoder)
     except UserError as exc:
         raise UserError(f"{src}: {exc}") from exc
-    subtype = sf.info(str(src)).subtype if dst.suffix.lower() == src.suffix.lower() else None
-    write_audio(dst, filled, sr, subtype=subtype)
+    write_audio(dst, filled, sr, subtype=output_subtype(src, dst))
     print(f"filled {len(gaps)} gap(s): " + ", ".join(f"{s / sr:.3f}-{e / sr:.3f} s" for s, e in gaps) + f" -> {dst}")
     if args.figure:
         from processors.audio_io import resample, to_mono

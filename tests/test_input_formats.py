@@ -57,6 +57,23 @@ def test_other_formats_are_filled_in_their_own_format(name, tmp_path, trained):
     assert source.read_bytes() == before
 
 
+@pytest.mark.parametrize("suffix_in, suffix_out", [(".wav", ".flac"), (".flac", ".wav")])
+def test_a_24_bit_file_stays_24_bit_in_another_lossless_container(suffix_in, suffix_out, tmp_path, trained):
+    # the output's sample format is the input's wherever the output's container can hold it:
+    # written at the container's default (16 bits), every sample outside the gap would change
+    source = tmp_path / f"in{suffix_in}"
+    sf.write(str(source), gapped(1.2, spans=[(0.6, 0.65)]), SR, subtype="PCM_24")
+    out = tmp_path / f"out{suffix_out}"
+    done = cli("inference.py", "--checkpoint", trained.best, "--input", source, "--output", out)
+    assert done.returncode == 0, done.stderr
+    assert sf.info(str(out)).subtype == "PCM_24"
+    original, filled = sf.read(str(source), dtype="int32")[0], sf.read(str(out), dtype="int32")[0]
+    [(s, e)] = find_silent_gaps(original, int(0.02 * SR))
+    outside = np.ones(len(original), dtype=bool)
+    outside[s:e] = False
+    assert np.array_equal(filled[outside], original[outside])
+
+
 # --------------------------------------------------------------------------- datasets
 
 @pytest.mark.parametrize("kind, kept, message", [
