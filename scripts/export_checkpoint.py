@@ -10,13 +10,13 @@ def main(args) -> int:
 
     from processors.core.cli import check_output_file
     from processors.core.errors import UserError
-    from processors.core.checkpoint_io import inference_state, load_checkpoint, save_checkpoint
+    from processors.core.checkpoint_io import inference_state, load_resolved, resolve_checkpoint, save_checkpoint
     from models.build import load_inpainter
     from processors.core.config_io import apply_overrides
     from training.configure import build_config
-    src, dst = Path(args.checkpoint), Path(args.output)
+    src, dst = resolve_checkpoint(args.checkpoint), Path(args.output)
     check_output_file(dst, "--output", args.force, others={"the input checkpoint": src})
-    state = inference_state(load_checkpoint(src), half=not args.fp32)
+    state = inference_state(load_resolved(src)[1], half=not args.fp32)
     config = apply_overrides(state["config"], args.set)     # a malformed --set fails here, as in training
     bad = [o for o in args.set if not o.startswith(("inference.", "vocoder.n_iter=", "eval."))]
     if bad:     # anything else would describe a model other than the weights'
@@ -30,7 +30,8 @@ def main(args) -> int:
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    p.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. checkpoints/<run>/best.pt")
+    p.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. checkpoints/<run>/best.pt, or a shipped "
+                   "model, 'speech' or 'music' (to change its inference settings)")
     p.add_argument("--output", required=True, help="where to write the inference checkpoint")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: fp16, half the size)")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")

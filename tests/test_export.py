@@ -6,7 +6,7 @@ import torch
 
 from conftest import make_tiny_cfg, run_script, write_ljspeech
 from models.build import load_inpainter
-from processors.core.checkpoint_io import load_checkpoint
+from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint
 from training.trainer import Trainer
 
 
@@ -62,3 +62,14 @@ def test_export_never_replaces_a_file_unasked(checkpoint, tmp_path):
     done = run_script("export_checkpoint.py", "--checkpoint", checkpoint, "--output", mine, "--force")
     assert done.returncode == 0, done.stderr
     load_inpainter(mine)
+
+
+def test_a_shipped_model_is_exported_by_name_with_other_inference_settings(tmp_path):
+    # the model card's advice for another speaker: export the shipped model without the copy
+    out = tmp_path / "speech_nocopy.pt"
+    done = run_script("export_checkpoint.py", "--checkpoint", "speech", "--output", out,
+                      "--set", "inference.corpus_copy_score=0")
+    assert done.returncode == 0, done.stderr
+    shipped, exported = load_checkpoint(PRETRAINED_DIR / "speech.pt"), load_checkpoint(out)
+    assert all(torch.equal(exported["model"][k], v) for k, v in shipped["model"].items())
+    assert load_inpainter(out)[1].inference.corpus_copy_score == 0
