@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import BASE_CONFIG, make_tiny_cfg, run_script, tiny_overrides, write_ljspeech
 from processors.core.errors import UserError
-from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
+from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint, save_checkpoint
 from models.build import load_inpainter
 from processors.core.config_io import apply_overrides
 from training.configure import build_config, load_config
@@ -218,9 +219,23 @@ def test_train_cli_runs_and_resumes(tmp_path, ljspeech_dir):
     assert done.returncode == 0, done.stderr
     assert "step=2" in done.stdout
     last = tmp_path / "checkpoints" / "tiny" / "last.pt"
+    shutil.copy(last, tmp_path / "step2.pt")
     again = run_script("train.py", "--resume", last, "--set", "train.max_steps=3")
     assert again.returncode == 0, again.stderr
     assert load_checkpoint(last)["step"] == 3
+    # an older checkpoint of the run would overwrite last.pt's later steps: refused, nothing lost
+    older = run_script("train.py", "--resume", tmp_path / "step2.pt", "--set", "train.max_steps=4")
+    assert older.returncode == 2 and "Traceback" not in older.stderr, older.stderr
+    assert "step 2, but the run's" in older.stderr and "train.init_from=" in older.stderr
+    assert load_checkpoint(last)["step"] == 3
+    # --config beside --resume would be ignored: said, not silently dropped
+    both = run_script("train.py", "--config", BASE_CONFIG, "--resume", last)
+    assert both.returncode == 2 and "a resumed run keeps the config saved in its checkpoint" in both.stderr
+
+
+def test_resuming_a_shipped_model_blames_no_set_the_user_did_not_give():
+    done = run_script("train.py", "--resume", PRETRAINED_DIR / "speech.pt")
+    assert done.returncode == 2 and "cannot be resumed" in done.stderr and "--set changed" not in done.stderr
 
 
 def test_train_cli_user_error_is_one_line(tmp_path):

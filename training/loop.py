@@ -303,8 +303,13 @@ class Loop:
 
 def open_run(make_task, config: str | None, sets: list[str], resume: str | None) -> Loop:
     """The loop of a script's run: a new one from ``config`` (a YAML file) with ``sets`` (``--set``
-    overrides), or ``resume`` (a ``last.pt``) continued under its own config with ``sets`` applied.
-    A checkpoint that does not fit its config is a one-line UserError naming what ``--set`` changed."""
+    overrides), or ``resume`` (a checkpoint of the run, ``last.pt``) continued under its own config
+    with ``sets`` applied. A checkpoint that does not fit its config is a one-line UserError
+    naming what ``--set`` changed; so is one older than the run's ``last.pt``, whose later steps
+    continuing it would overwrite."""
+    if resume and config:
+        raise UserError(f"--config {config} with --resume {resume}: a resumed run keeps the config saved in its "
+                        f"checkpoint; change it with --set (or start a new run with --config alone)")
     if resume:
         state = load_checkpoint(resume)
         saved = copy.deepcopy(state["config"])
@@ -314,12 +319,24 @@ def open_run(make_task, config: str | None, sets: list[str], resume: str | None)
     else:
         raise UserError("give --config FILE (or --resume CHECKPOINT)")
     try:
-        return Loop(cfg, make_task, resume=state)
+        loop = Loop(cfg, make_task, resume=state)
     except CheckpointMismatch as exc:
         if state is None:
             raise
-        changed = [c for c in config_changes(saved, cfg.to_dict()) if c.startswith(("model.", "audio.", "data.",
-                                                                                    "vocoder.", "reassigned."))]
+        # only what --set changed: the defaults a newer version fills in are not the user's doing
+        keys = tuple(s.split("=", 1)[0].strip() for s in sets)
+        changed = [c for c in config_changes(saved, cfg.to_dict())
+                   if keys and c.split(":", 1)[0].startswith(keys) and
+                   c.startswith(("model.", "audio.", "data.", "vocoder.", "reassigned."))]
         more = f" (+{len(changed) - 2} more)" if len(changed) > 3 else ""
         hint = f"; --set changed {', '.join(changed[:2] if more else changed)}{more}" if changed else ""
         raise UserError(f"{resume}: {exc}{hint}") from exc
+    if state is not None:
+        last = loop.ckpt_dir / "last.pt"
+        if last.is_file() and last.resolve() != Path(resume).resolve():
+            newer = int(load_checkpoint(last)["step"])
+            if newer > loop.step:
+                raise UserError(f"--resume {resume}: step {loop.step}, but the run's {last} is at step {newer}, "
+                                f"and continuing would overwrite it; resume {last}, or start a new run from "
+                                f"these weights: --config FILE --set train.init_from={resume} --set run_name=NAME")
+    return loop
