@@ -57,4 +57,4 @@ bench-vocoder: $(STAMP)
 	    --vocoder-checkpoint checkpoints/melspec2spec_bench/best.pt checkpoints/degli_bench/best.pt
 
 clean:
-	rm -rf runs/demo checkpoints/demo results/demo
+	rm -rf runs/demo checkpoints/demo runs/demo_ljspeech checkpoints/demo_ljspeech results/demo

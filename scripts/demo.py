@@ -36,10 +36,11 @@ def main(args) -> int:
     print("2. training a small U-Net on the CPU (the training demo):")
     result = training_demo(cfg, out / "training")
     result.pop("scores")
+    logs = result.pop("logs")
     for k, v in result.items():
         print(f"   {k}: {v:.5g}" if isinstance(v, float) else f"   {k}: {v}")
     print(f"wrote {out}/training/{{gapped.wav,filled.wav,comparison.png,report.html}}, TensorBoard logs in "
-          f"{cfg.train.runs_dir}/{cfg.run_name} ({time.time() - start:.0f} s in all)")
+          f"{logs} ({time.time() - start:.0f} s in all)")
     return 0
 
 

@@ -147,3 +147,22 @@ def test_the_demo_refuses_a_folder_that_holds_files_it_does_not_write(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"error: --out {tmp_path} holds files the demo does not write (notes.txt); choose another folder"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_the_training_demo_on_ljspeech_is_its_own_run_beside_the_synthetic_one(tmp_path, monkeypatch):
+    # LJSPEECH_DIR=... make demo after a plain make demo: a run of its own, not the synthetic
+    # run's finished one reported as trained on LJSpeech
+    from conftest import make_tiny_cfg, write_ljspeech
+    from training.evaluation.demo import training_demo
+    cfg = make_tiny_cfg(tmp_path / "corpus", tmp_path, "data.dataset=folder", "run_name=demo")
+    synthetic = training_demo(cfg, tmp_path / "out", gap_ms=50.0)
+    monkeypatch.setenv("LJSPEECH_DIR", str(write_ljspeech(tmp_path / "LJSpeech-1.1")))
+    real = training_demo(cfg, tmp_path / "out", gap_ms=50.0)
+    assert synthetic["logs"].endswith("/demo") and real["logs"].endswith("/demo_ljspeech")
+    assert real["step"] == cfg.train.max_steps
+    saved = checkpoint.load_checkpoint(tmp_path / "checkpoints" / "demo_ljspeech" / "last.pt")["config"]
+    assert saved["data"]["root"] == str(tmp_path / "LJSpeech-1.1")
+    monkeypatch.setenv("LJSPEECH_DIR", str(write_ljspeech(tmp_path / "other" / "LJSpeech-1.1")))
+    with pytest.raises(UserError, match="holds a demo trained on .*run make clean first"):
+        training_demo(cfg, tmp_path / "out", gap_ms=50.0)

@@ -18,6 +18,7 @@ from models.vocoder_nets import build_vocoder
 from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint
 from models.build import load_inpainter
 from processors.core.config import Config
+from processors.core.errors import UserError
 from training.evaluation.evaluate import EXAMPLE_CONTEXT_S, Example, build_systems
 from training.figures import mel_figure, save_figure
 from training.evaluation.report import build_report, save_examples
@@ -28,11 +29,13 @@ log = logging.getLogger(__name__)
 
 
 def prepare_corpus(cfg: Config, n_clips: int = 60, seconds: float = 4.0) -> tuple[Config, str]:
-    """(``cfg`` pointed at LJSPEECH_DIR if set, a description); else the synthetic corpus is
-    written to ``cfg.data.root`` and ``cfg`` is returned as it is."""
+    """(``cfg`` pointed at LJSPEECH_DIR if set, as its own run ``<run_name>_ljspeech``, a
+    description); else the synthetic corpus is written to ``cfg.data.root`` and ``cfg`` is
+    returned as it is."""
     lj = os.environ.get("LJSPEECH_DIR")
     if lj:
-        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset="ljspeech", root=lj)), \
+        return dataclasses.replace(cfg, run_name=f"{cfg.run_name}_ljspeech",
+                                   data=dataclasses.replace(cfg.data, dataset="ljspeech", root=lj)), \
             f"LJSpeech-1.1 at {lj}"
     make_corpus(cfg.data.root, n_clips, seconds, cfg.audio.sample_rate, seed=cfg.seed)
     return cfg, f"{n_clips} synthetic speech-like clips in {cfg.data.root}"
@@ -114,9 +117,13 @@ def training_demo(cfg: Config, out: Path, gap_ms: float = 150.0) -> dict:
     log.info("corpus: %s", corpus)
     last = Path(cfg.train.checkpoints_dir) / cfg.run_name / "last.pt"
     resume = load_checkpoint(last) if last.exists() else None   # a re-run reuses finished training
+    if resume is not None and resume["config"]["data"]["root"] != cfg.data.root:
+        raise UserError(f"{last.parent} holds a demo trained on {resume['config']['data']['root']}, not "
+                        f"{cfg.data.root}: run make clean first")
     summary = Trainer(cfg, resume=resume).fit()
     best = last.with_name("best.pt")
     model, mcfg = load_inpainter(best if best.exists() else last)   # no best.pt if stopped before validating
     clip = build_splits(cfg)["test"][0]                   # never seen in training or validation
     return {**summary, **fill_clip(model, mcfg, clip, out, gap_ms, "U-Net", ("linear", "oracle"),
-                                   "Listening report: make demo (training)")}
+                                   "Listening report: make demo (training)"),
+            "logs": f"{cfg.train.runs_dir}/{cfg.run_name}"}
