@@ -64,6 +64,10 @@ def test_checkpoints_with_other_audio_settings_are_refused(tiny_cfg, tmp_path, l
     other = make_tiny_cfg(ljspeech_dir, tmp_path, "audio.n_mels=32")
     with pytest.raises(UserError, match="audio settings differ"):
         build_systems([("other", None, other)], tiny_cfg, [])
+    # another output stage is the checkpoint's own (the shipped speech model's LPC edges beside a run's)
+    edges = make_tiny_cfg(ljspeech_dir, tmp_path, "inference.lpc_hold_ms=5", "inference.lpc_fade_ms=10")
+    [system] = build_systems([("edges", None, edges)], tiny_cfg, [])
+    assert system.cfg.inference.lpc_fade_ms == 10
 
 
 def test_oracle_beats_zero_fill_and_rows_share_their_gaps(tiny_cfg, tmp_path):

@@ -144,15 +144,16 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
                   vocoders: list[str] | None = None, nets: dict[str, str] | None = None) -> list[System]:
     """Systems for ``(name, model, its config)`` checkpoints plus the named baselines (built for ``cfg``).
 
-    Every config must share ``cfg``'s audio, vocoder and splice settings: one table
-    compares fillers, not vocoders. ``vocoders`` overrides vocoder.method; with several
+    Every config must share ``cfg``'s audio and vocoder settings: one table compares fillers,
+    not vocoders. Each checkpoint keeps its own output stage (``inference.*``: LPC edges, the
+    copy gates), as in inference; the baselines take ``cfg``'s splice. ``vocoders`` overrides vocoder.method; with several
     methods every Mel system (checkpoints, linear, oracle) gets one row per method,
     named ``system@method``, so vocoder and inpainter quality read separately. ``nets``
     gives the learned vocoders their trained nets (``{method: checkpoint}``).
     UserError for differing settings, an unknown baseline or vocoder.
     """
     for name, _, c in models:
-        for section in ("audio", "vocoder", "inference"):
+        for section in ("audio", "vocoder"):
             if getattr(c, section) != getattr(cfg, section):
                 raise UserError(f"checkpoint {name}: its {section} settings differ from the first checkpoint's; "
                                 "evaluate checkpoints with different settings separately")
