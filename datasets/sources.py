@@ -120,7 +120,8 @@ def split_files(files: list[Path], val_fraction: float, test_fraction: float, se
     wanted = {group_key(Path(name), separator) for name in test_files}
     missing = sorted(w for w in wanted if w not in groups and w not in by_stem)
     if missing:
-        raise UserError(f"data.test_files: {missing[0]!r} matches no file of the data roots")
+        raise UserError(f"data.test_files: {missing[0]!r} matches no file of the data roots "
+                        f"(data.test_files=[] holds out data.test_fraction of the files instead)")
     listed = {w if w in groups else by_stem[w] for w in wanted}
     ranked = sorted((k for k in groups if k not in listed), key=_rank)
     n = len(ranked) + len(listed)
