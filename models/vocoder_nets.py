@@ -123,7 +123,8 @@ def load_vocoder_net(method: str, path: str, audio) -> tuple[nn.Module, dict]:
     trained for other audio settings (its Mels would not be this model's Mels).
     """
     if not path:
-        raise UserError(f"vocoder.checkpoint: the {method!r} vocoder needs a trained net; train one with "
+        raise UserError(f"vocoder.checkpoint: the {method!r} vocoder needs a trained net: give its file "
+                        f"(--vocoder-checkpoint PATH in inference and evaluation), or train one with "
                         f"python scripts/train_vocoder.py --config configs/{method}_ljspeech.yaml")
     state = load_checkpoint(path)
     trained = state["config"].get("vocoder", {})
