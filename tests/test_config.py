@@ -129,6 +129,8 @@ def test_override_with_unknown_key_is_rejected():
     (["data.crop_frames=8"], "data.crop_frames"),
     (["data.val_fraction=0"], "data.val_fraction"),
     (["train.lr=0"], "train.lr"),
+    (["train.batch_size=100000000"], "train.batch_size"),    # a typo of zeros: refused, not a hang
+    (["data.val_items=100000000"], "data.val_items"),
     (["train.schedule=step"], "train.schedule"),
     (["data.dataset=timit"], "data.dataset"),
     (["loss.weights.perceptual=1"], "loss.weights.perceptual"),

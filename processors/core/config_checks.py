@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from processors.core.errors import UserError
 
+MAX_ITEMS = 65536      # crops in one batch or in the validation set
+
 
 def require(ok: bool, where: str, message: str) -> None:
     """UserError ``where: message`` unless ``ok``: a config check's one line."""
@@ -40,7 +42,9 @@ def validate(cfg, where: str = "config") -> None:
     require(0 <= d.test_fraction < 1, f"{where}: data.test_fraction", f"must be in [0, 1), got {d.test_fraction:g}")
     require(d.val_fraction + d.test_fraction < 1, f"{where}: data.val_fraction + data.test_fraction",
             f"must be < 1 (files must be left to train on), got {d.val_fraction + d.test_fraction:g}")
-    require(d.val_items >= 1, f"{where}: data.val_items", "must be >= 1")
+    # a typo of a few zeros would build (and collate) that many crops before the first step: a
+    # machine-filling hang rather than an error, so the bounds are far past any real run's
+    require(1 <= d.val_items <= MAX_ITEMS, f"{where}: data.val_items", f"must be in 1..{MAX_ITEMS}, got {d.val_items}")
     require(0 <= d.max_bad_fraction <= 1, f"{where}: data.max_bad_fraction", "must be in [0, 1]")
     require(d.num_workers >= 0, f"{where}: data.num_workers", "must be >= 0")
     usable = d.crop_frames - 2 * m.margin_frames
@@ -60,7 +64,7 @@ def validate(cfg, where: str = "config") -> None:
         require(0 < m.gap_frames <= usable, f"{where}: data.mask.gap_frames",
                 f"gap of {m.gap_frames} frames is longer than the crop allows ({usable} = crop_frames - 2 x margin_frames)")
 
-    require(t.batch_size >= 1, f"{where}: train.batch_size", "must be >= 1")
+    require(1 <= t.batch_size <= MAX_ITEMS, f"{where}: train.batch_size", f"must be in 1..{MAX_ITEMS}, got {t.batch_size}")
     require(t.lr > 0, f"{where}: train.lr", f"must be > 0, got {t.lr}")
     require(t.max_steps >= 1, f"{where}: train.max_steps", "must be >= 1")
     require(min(t.log_every, t.val_every, t.ckpt_every) >= 1, f"{where}: train.val_every", "log/val/ckpt intervals must be >= 1")

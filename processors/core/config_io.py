@@ -105,6 +105,8 @@ def read_config(path: str | Path, overrides: list[str] | None = None) -> dict:
     """A YAML config file as a plain dict, ``--set`` overrides applied (checked by
     training.configure.load_config)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a config file (a YAML file in configs/)")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
