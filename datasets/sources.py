@@ -151,17 +151,19 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     the split is computed over the run's data roots (``cfg.data``), exactly as in
     training, and only files of ``data`` in that part are kept, so a model is never
     scored on clips it learnt from."""
+    roots = [Path(d) for d in ([data] if isinstance(data, str) else data)]
     files = []
-    for root in [Path(d) for d in ([data] if isinstance(data, str) else data)]:
+    for root in roots:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
+    where = ", ".join(map(str, roots))
     d = cfg.data
     if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
         named = {group_key(Path(n), d.group_separator) for n in d.test_files}
         named |= {Path(n).stem for n in named}
         files = [f for f in files if {f.name, f.stem, group_key(f, d.group_separator)} & named]
         if not files:
-            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: none of the "
-                            f"{len(named)} test files of run {cfg.run_name} (data.test_files) is there")
+            raise UserError(f"{where}: none of the {len(named)} test files of run {cfg.run_name} "
+                            f"(data.test_files) is there")
     elif split != "all":
         try:
             trained_on = data_files(d)
@@ -170,5 +172,5 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
         part = {p.resolve() for p in split_for(cfg, trained_on)[split]}
         files = [f for f in files if f.resolve() in part]
         if not files:
-            raise UserError(f"{', '.join(map(str, [data] if isinstance(data, str) else data))}: no file is in the '{split}' split of run {cfg.run_name}")
+            raise UserError(f"{where}: no file is in the '{split}' split of run {cfg.run_name}")
     return files[:limit] if limit else files

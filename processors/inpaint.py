@@ -74,7 +74,7 @@ def window_wave(mono: np.ndarray, sr: int, win: GapWindow, cfg) -> torch.Tensor:
     """The window's waveform (window_samples(cfg),) at the model's rate, zero beyond the file."""
     a = cfg.audio
     segment = np.zeros(win.length, dtype=np.float32)
-    lo, hi = max(0, win.start), min(len(mono), win.start + win.length)
+    lo, hi = win.start, min(len(mono), win.start + win.length)          # locate keeps start >= 0
     segment[lo - win.start:hi - win.start] = mono[lo:hi]
     wave = resample(segment, sr, a.sample_rate)
     n = window_samples(cfg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 import torch
 import torchaudio.functional as AF
 import torchaudio.transforms as T

@@ -146,10 +146,10 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
 
     Every config must share ``cfg``'s audio and vocoder settings: one table compares fillers,
     not vocoders. Each checkpoint keeps its own output stage (``inference.*``: LPC edges, the
-    copy gates), as in inference; the baselines take ``cfg``'s splice. ``vocoders`` overrides vocoder.method; with several
-    methods every Mel system (checkpoints, linear, oracle) gets one row per method,
-    named ``system@method``, so vocoder and inpainter quality read separately. ``nets``
-    gives the learned vocoders their trained nets (``{method: checkpoint}``).
+    copy gates), as in inference; the baselines take ``cfg``'s splice. ``vocoders`` overrides
+    vocoder.method; with several methods every Mel system (checkpoints, linear, oracle) gets
+    one row per method, named ``system@method``, so vocoder and inpainter quality read
+    separately. ``nets`` gives the learned vocoders their trained nets (``{method: checkpoint}``).
     UserError for differing settings, an unknown baseline or vocoder.
     """
     for name, _, c in models:
@@ -195,8 +195,9 @@ def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
         if not (ms > 0 and math.isfinite(ms)):
             raise UserError(f"--gap-ms {ms:g}: gap lengths must be positive milliseconds")
         for s in systems:
-            if ms > longest_gap_ms(s.cfg, spare_frames=1):      # any position, so one frame for rounding
-                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest_gap_ms(s.cfg, 1):.0f} ms "
+            longest = longest_gap_ms(s.cfg, spare_frames=1)      # any position, so one frame for rounding
+            if ms > longest:
+                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest:.0f} ms "
                                 f"(crop_frames={s.cfg.data.crop_frames})")
 
 
