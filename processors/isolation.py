@@ -64,10 +64,17 @@ class CrashIsolation:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=_serve, args=(child, self.threads), daemon=True)
-        self._proc.start()
-        child.close()
-        self._conn = parent
+        proc = self._ctx.Process(target=_serve, args=(child, self.threads), daemon=True)
+        try:
+            proc.start()
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        # kept only once started, so that close() after a failed start has nothing to undo
+        # and the start's own error is the one the caller sees
+        self._proc, self._conn = proc, parent
 
     def _drop(self, kill: bool) -> str:
         """Forget the child (killing it first if asked); return how it ended."""

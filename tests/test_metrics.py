@@ -195,6 +195,27 @@ def test_a_crash_or_an_error_in_a_metric_costs_one_result_not_the_run():
         assert value is None and why.startswith("ValueError: bad input 3")
 
 
+
+def test_a_metric_child_that_cannot_start_reports_why_and_not_a_second_error(monkeypatch):
+    # e.g. a script without a __main__ guard under "spawn": the start's own error must surface,
+    # not an AttributeError from cleaning up a child that never was
+    runner = CrashIsolation()
+    real = runner._ctx
+
+    class NoStart:
+        Pipe = staticmethod(real.Pipe)
+
+        @staticmethod
+        def Process(**kwargs):
+            proc = real.Process(**kwargs)
+            proc.start = lambda: (_ for _ in ()).throw(RuntimeError("cannot start"))
+            return proc
+
+    monkeypatch.setattr(runner, "_ctx", NoStart)
+    with pytest.raises(RuntimeError, match="cannot start"):
+        with runner:
+            runner.call(math.sqrt, 4.0)
+
 def test_plcmos_is_deterministic_and_skips_silence():
     ref = _speechlike(3.0)
     first, why = plcmos(ref, SR)

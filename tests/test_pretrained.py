@@ -22,31 +22,52 @@ from training.evaluation.evaluate import build_systems
 from training.evaluation.scoring import score_gap, with_eval
 
 
-@pytest.mark.slow
-def test_the_shipped_model_fills_the_demo_gap_so_that_it_sounds_better_than_a_straight_line():
-    # The shipped model is chosen by what listeners hear (PLCMOS), and on this one clip it trades
-    # a little gap LSD for it: on its 200 ms gap it is sharper than linear interpolation (PLCMOS
-    # 4.36 against 3.95, LPC 4.33) but not nearer the true spectrum (LSD 14.7 against 14.5 dB;
-    # over the 40 test files its gap LSD is the lowest at 200 ms). So: every sample outside the
-    # gap is kept, the fill is far closer to the truth than silence, and PLCMOS rates it above
-    # the straight line.
+def _fill_demo_clip(gap_at: float | None, gap_ms: float = 200.0):
+    """The demo clip, a gap of ``gap_ms`` centred at ``gap_at`` (a fraction of the clip; None:
+    the demo's own gap over the loudest stretch) and the shipped model's fill of it."""
     torch.set_num_threads(1)
     model, cfg = load_inpainter("speech")
-    a, sr = cfg.audio, cfg.audio.sample_rate
+    sr = cfg.audio.sample_rate
     original = load_mono(DEMO_CLIP, sr)
-    s, e = pick_gap(original, sr, 200.0)
+    n = round(gap_ms * sr / 1000)
+    s = pick_gap(original, sr, gap_ms)[0] if gap_at is None else round(gap_at * len(original)) - n // 2
+    e = s + n
     gapped = original.copy()
     gapped[s:e] = 0.0
-    mel_fn = MelSpectrogram(a)
+    mel_fn = MelSpectrogram(cfg.audio)
     filled, _ = inpaint_audio(gapped, sr, [(s, e)], model, cfg, mel_fn, build_vocoder(cfg))
     outside = np.ones(len(original), bool)
     outside[s:e] = False
     assert np.array_equal(filled[outside], gapped[outside])          # every sample outside the gap kept
-    zero, linear = (b.fill(gapped, (s, e), original) for b in build_systems([], cfg, ["zero", "linear"]))
-    scores = score_gap(original, {"model": filled, "zero": zero, "linear": linear}, (s, e),
+    return cfg, mel_fn, original, gapped, filled, (s, e)
+
+
+@pytest.mark.slow
+def test_the_shipped_model_fills_the_demo_gap_so_that_it_sounds_better_than_a_straight_line():
+    # The demo's gap sits over the clip's loudest stretch, where the speech peaks mid-gap: there
+    # the model is sharper than linear interpolation (PLCMOS 4.36 against 3.95, LPC 4.33) but
+    # not nearer the true spectrum (LSD 14.7 against 14.5 dB); the next test measures that.
+    cfg, mel_fn, original, gapped, filled, gap = _fill_demo_clip(None)
+    zero, linear = (b.fill(gapped, gap, original) for b in build_systems([], cfg, ["zero", "linear"]))
+    scores = score_gap(original, {"model": filled, "zero": zero, "linear": linear}, gap,
                        with_eval(cfg, metrics=["plcmos"]), mel_fn)
     assert scores["model"]["lsd_db"] < scores["zero"]["lsd_db"] - 5
     assert scores["model"]["plcmos"] > scores["linear"]["plcmos"] + 0.1
+
+
+@pytest.mark.slow
+def test_the_shipped_model_fills_gaps_across_the_demo_clip_nearer_the_true_spectrum_than_a_line():
+    # Five 200 ms gaps at fixed, evenly spread places (20 % to 80 % of the clip; chosen before
+    # they were scored). Gap by gap the model wins three of five; on average its gap LSD is
+    # 14.1 dB against linear interpolation's 14.4, as on the 40 test files (13.9 against 14.6).
+    model_lsd, linear_lsd = [], []
+    for at in (0.2, 0.35, 0.5, 0.65, 0.8):
+        cfg, mel_fn, original, gapped, filled, gap = _fill_demo_clip(at)
+        linear = build_systems([], cfg, ["linear"])[0].fill(gapped, gap, original)
+        scores = score_gap(original, {"model": filled, "linear": linear}, gap, with_eval(cfg, metrics=[]), mel_fn)
+        model_lsd.append(scores["model"]["lsd_db"])
+        linear_lsd.append(scores["linear"]["lsd_db"])
+    assert np.mean(model_lsd) < np.mean(linear_lsd), (model_lsd, linear_lsd)
 
 
 @pytest.mark.slow
