@@ -65,10 +65,14 @@ def _analyse_in_worker(path: Path, audio) -> tuple[Path, tuple[np.ndarray, dict]
     torch.set_num_threads(1)          # the processes are the parallelism
     if _worker_mel_fn is None:
         _worker_mel_fn = MelSpectrogram(audio)
+    return path, _analyse_or_message(path, audio, _worker_mel_fn)
+
+
+def _analyse_or_message(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict] | str:
     try:
-        return path, analyse_file(path, audio, _worker_mel_fn)
+        return analyse_file(path, audio, mel_fn)
     except UserError as exc:
-        return path, str(exc)
+        return str(exc)
 
 
 def analyse_many(files: list[Path], audio, jobs: int):
@@ -142,35 +146,37 @@ class MelCache:
             np.save(f, np.ascontiguousarray(mel, dtype=np.float32))
 
 
-def _analyse_or_message(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict] | str:
-    try:
-        return analyse_file(path, audio, mel_fn)
-    except UserError as exc:
-        return str(exc)
+def analyse_files(files: list[Path], audio, cache: "MelCache | None" = None, jobs: int = 1,
+                  desc: str = "mels"):
+    """``analyse_file`` over every one of ``files``: in ``jobs`` processes when > 1 (yielded
+    in completion order), else here (in the order given). Each Mel is stored in ``cache`` as
+    it comes, so an interrupted run resumes where it stopped.
+    Yields ``(path, (mel, stats))`` or ``(path, error message)``."""
+    if jobs > 1 and len(files) > 1:
+        results = analyse_many(files, audio, jobs)
+    else:
+        mel_fn = MelSpectrogram(audio)
+        results = ((p, _analyse_or_message(p, audio, mel_fn)) for p in files)
+    for path, hit in tqdm(results, total=len(files), desc=desc, unit="file", leave=False, disable=len(files) < 20):
+        if cache is not None and not isinstance(hit, str):
+            cache.store(path, *hit)
+        yield path, hit
 
 
 def fill_cache(files: list[Path], cache: MelCache, desc: str = "cache", jobs: int = 1) -> dict[str, int]:
-    """Analyse and store every file not yet cached (so an interrupted run resumes), in
-    ``jobs`` processes when > 1.
+    """Analyse and store every file not yet cached, in ``jobs`` processes when > 1.
 
     Returns counts ``{"cached": new entries, "skipped": already there, "failed": undecodable}``.
     """
-    mel_fn = MelSpectrogram(cache.audio)
-    counts = {"cached": 0, "skipped": 0, "failed": 0}
-    first_failure = None
     todo = [p for p in files if not cache.has(p)]
-    counts["skipped"] = len(files) - len(todo)
-    if jobs > 1 and len(todo) > 1:
-        results = analyse_many(todo, cache.audio, jobs)
-    else:
-        results = ((p, _analyse_or_message(p, cache.audio, mel_fn)) for p in todo)
-    for path, hit in tqdm(results, total=len(todo), desc=desc, unit="file", dynamic_ncols=True):
+    counts = {"cached": 0, "skipped": len(files) - len(todo), "failed": 0}
+    first_failure = None
+    for _, hit in analyse_files(todo, cache.audio, cache, jobs, desc):
         if isinstance(hit, str):
             counts["failed"] += 1
             first_failure = first_failure or hit
-            continue
-        cache.store(path, *hit)
-        counts["cached"] += 1
+        else:
+            counts["cached"] += 1
     if first_failure:
         log.warning("%s: %d files could not be decoded (e.g. %s)", desc, counts["failed"], first_failure)
     return counts

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from datasets.masks import sample_mask
-from datasets.mel_cache import MelCache, analyse_file, analyse_many
+from datasets.mel_cache import MelCache, analyse_files
 from datasets.sources import data_files, split_for
 from processors.core.errors import UserError
-from processors.mel import MelSpectrogram
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +32,15 @@ def compute_mels(files: list[Path], audio, min_seconds: float, max_bad_fraction:
     """
     if not files:
         raise UserError(f"{desc}: no files")
-    mel_fn = MelSpectrogram(audio)
+    hits = {p: cache.load(p) for p in files} if cache is not None else {}
+    hits = {p: hit for p, hit in hits.items() if hit is not None}        # an unreadable entry is analysed again
+    hits.update(analyse_files([p for p in files if p not in hits], audio, cache, jobs, desc))
     mels, bad = [], {}
-    done: dict[Path, tuple | str] = {}
-    if jobs > 1:
-        todo = [p for p in files if cache is None or not cache.has(p)]
-        if len(todo) > 1:
-            done = dict(tqdm(analyse_many(todo, audio, jobs), total=len(todo), desc=desc, unit="file", leave=False))
-    for path in tqdm(files, desc=desc, unit="file", leave=False, disable=len(files) < 20 or bool(done)):
-        hit = cache.load(path) if cache is not None else None
-        if hit is None and path in done:
-            if isinstance(done[path], str):
-                bad[path] = done[path]
-                continue
-            hit = done.pop(path)
-            if cache is not None:
-                cache.store(path, *hit)
-        if hit is None:
-            try:
-                hit = analyse_file(path, audio, mel_fn)
-            except UserError as exc:
-                bad[path] = str(exc)
-                continue
-            if cache is not None:
-                cache.store(path, *hit)
+    for path in files:
+        hit = hits[path]
+        if isinstance(hit, str):
+            bad[path] = hit
+            continue
         mel, stats = hit
         if stats["samples"] < min_seconds * audio.sample_rate:
             bad[path] = f"shorter than {min_seconds} s"

@@ -142,3 +142,18 @@ def test_training_from_the_cache_gives_the_same_losses(tmp_path, ljspeech_dir):
         Trainer(cfg).fit()
         losses.append((Path(cfg.train.runs_dir) / "tiny" / "losses.csv").read_text())
     assert losses[0] == losses[1] == losses[2] and losses[0].count("\n") == 3
+
+
+def test_analysis_in_worker_processes_gives_the_same_mels_in_the_same_order(tiny_cfg, tmp_path):
+    # jobs > 1 analyses in completion order; the Mels must still come back in the files' order
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wav file at all")
+    files = all_files(tiny_cfg)[:4] + [bad]
+    plain = compute_mels(files, tiny_cfg.audio, 0.5, 0.5)
+    cache = MelCache(tmp_path / "cache", tiny_cfg.audio, "ljspeech")
+    parallel = compute_mels(files, tiny_cfg.audio, 0.5, 0.5, cache=cache, jobs=2)
+    assert len(parallel) == len(plain) == 4
+    for a, b in zip(plain, parallel):
+        np.testing.assert_array_equal(a, b)
+    assert all(cache.has(f) for f in files[:4]) and not cache.has(bad)
+    assert fill_cache(files, cache, jobs=2) == {"cached": 0, "skipped": 4, "failed": 1}
