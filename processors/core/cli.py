@@ -16,6 +16,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse with the house's one-line error (argparse's own prints its whole usage first)."""
 
     def error(self, message: str):
+        if message.endswith("expected one argument"):
+            # argparse takes a value such as "-0.5:0.2" for an option and reports it missing
+            flag, argv = message.split()[1].rstrip(":"), sys.argv[1:]
+            nxt = next((b for a, b in zip(argv, argv[1:]) if a == flag), "")
+            if nxt.startswith("-") and nxt.split("=")[0] not in self._option_string_actions:
+                message += f"; a value that starts with '-' goes after '=': {flag}={nxt}"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
