@@ -51,3 +51,28 @@ def test_fp16_loss_scale_is_saved_and_restored(tmp_path, ljspeech_dir):
     resumed._restore(state)
     assert resumed.scalers["model"].get_scale() == 2.0 ** 10
     Trainer(cfg, resume=trainer.state() | {"scalers": {"model": {}}})   # saved with fp16 off: no error
+
+
+def test_a_cuda_random_state_resumes_on_a_machine_with_fewer_gpus(monkeypatch):
+    # a run on several GPUs wrote one state per GPU before; now the current device's alone
+    import torch
+    from processors.core.checkpoint_io import rng_state, set_rng_state
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda: torch.tensor([7], dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", restored.append)
+    state = rng_state()
+    assert torch.equal(state["cuda"], torch.tensor([7], dtype=torch.uint8))
+    set_rng_state(state)
+    set_rng_state(state | {"cuda": [torch.tensor([1], dtype=torch.uint8), torch.tensor([2], dtype=torch.uint8)]})
+    assert [int(s[0]) for s in restored] == [7, 1]
+
+
+def test_a_cuda_device_the_machine_lacks_is_a_one_line_error(monkeypatch):
+    import torch
+    from training.loop import pick_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(UserError, match="has 1 CUDA device"):
+        pick_device("cuda:1")

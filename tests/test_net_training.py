@@ -125,3 +125,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(name, data, tmp_path):
     assert f"step={step + 2} " in done.stdout
     assert [s for s, _ in _logged_rows(log)] == list(range(1, step + 3))
     assert load_checkpoint(last)["step"] == step + 2
+
+
+@pytest.mark.parametrize("setting", ["train.amp=bf16", "train.compile=true", "train.device=cuda:0"])
+def test_settings_a_cpu_only_net_cannot_honour_are_refused_not_ignored(data, tmp_path, setting, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)      # as on a GPU machine
+    cfg = net_cfg("melspec2spec", data, tmp_path, "train.max_steps=1", setting)
+    with pytest.raises(UserError, match=f"trains on the CPU in float32 only; remove {setting.split('=')[0]}="):
+        Loop(cfg, VocoderTask)

@@ -4,8 +4,9 @@ Step-based: logs every ``train.log_every`` steps (TensorBoard under ``<runs_dir>
 ``step,loss`` row per step in its ``losses.csv``), validates every ``train.val_every`` and
 writes ``<checkpoints_dir>/<run>/last.pt`` every ``train.ckpt_every`` (and ``best.pt`` on a
 new best validation score), each atomically. SIGINT/SIGTERM save ``last.pt`` after the
-current step and stop cleanly; ``--resume last.pt`` continues bit for bit, because every
-batch is a pure function of (seed, step) and the checkpoint holds every random stream.
+current step and stop cleanly; ``--resume last.pt`` continues bit for bit on the CPU, because
+every batch is a pure function of (seed, step) and the checkpoint holds every random stream
+(on a GPU as closely as cuDNN's non-deterministic kernels allow).
 
 What is trained comes from a :class:`training.task.Task`: the model, its data, its loss and its
 validation.
@@ -47,7 +48,10 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device={name!r} but CUDA is not available here")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"train.device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def lr_lambda(cfg: Config):
@@ -74,6 +78,13 @@ class Loop:
             torch.set_num_threads(t.num_threads)
         seed_everything(cfg.seed)
         cpu_only = getattr(make_task, "cpu_only", False)
+        if cpu_only:       # say so, rather than train on the CPU in float32 what was asked otherwise
+            asked = [f"train.{k}={v!r}" for k, v, plain in (("device", t.device, t.device in ("auto", "cpu")),
+                                                            ("amp", t.amp, t.amp == "off"),
+                                                            ("compile", t.compile, not t.compile)) if not plain]
+            if asked:
+                raise UserError(f"{cfg.run_name}: this {make_task.what} trains on the CPU in float32 only; "
+                                f"remove {', '.join(asked)}")
         self.device = torch.device("cpu") if cpu_only else pick_device(t.device)
         if getattr(make_task, "distributed", True):
             self.world = init_world(self.device, t.batch_size)
@@ -84,6 +95,8 @@ class Loop:
         self.device = local_device(self.device, self.world)
         if t.amp == "fp16" and self.device.type != "cuda":
             raise UserError(f"train.amp='fp16' needs a CUDA device, not {self.device}; use 'bf16' or 'off'")
+        if t.amp == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError(f"train.amp='bf16': {torch.cuda.get_device_name(self.device)} has no bfloat16; use 'fp16'")
         self.ckpt_dir = Path(t.checkpoints_dir) / cfg.run_name
         self.run_dir = Path(t.runs_dir) / cfg.run_name
         if resume is None and any((self.ckpt_dir / name).exists() for name in make_task.run_files):

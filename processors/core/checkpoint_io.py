@@ -59,7 +59,9 @@ def rng_state() -> dict:
     """Every random stream a run touches (Python, NumPy, torch CPU and CUDA)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # the current device's stream only: under torchrun every rank draws the same shapes on
+        # its own GPU, and a list of every visible GPU's would not fit a machine with fewer
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -67,8 +69,11 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):          # written before: one state per visible GPU
+        cuda = cuda[0] if cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
 
 
 def seed_everything(seed: int) -> None:
