@@ -20,7 +20,8 @@ from the original's, in dB, on the STFT frames that cover the gap::
 - the bins ``k`` run from 0 Hz up to the Mel band's upper limit ``audio.f_max``,
   so content the Mel features never see is not scored;
 - both power spectra are floored ``LSD_FLOOR_DB`` (80) dB below the reference's
-  peak (the loudest bin of the reference excerpt), so silence in either signal
+  peak (its loudest bin in the stretch given: in evaluation the gap and 2 s each side,
+  ``training.evaluation.scoring.GAP_METRIC_SECONDS``), so silence in either signal
   is not an infinitely large error;
 - lower is better; 0 dB means identical spectra.
 """

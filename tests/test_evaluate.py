@@ -192,14 +192,31 @@ def test_whole_signal_metrics_equal_those_of_the_excerpt_cut_by_hand(tiny_cfg, t
     assert row["pesq_wb"] != pesq_wb(clean, gapped, 16000)[0]                   # not the whole file
 
 
+
+def test_gap_metrics_do_not_move_with_the_excerpt_the_whole_signal_metrics_see(tiny_cfg):
+    # LSD's frame grid and floor follow the stretch it is given: that stretch is fixed (2 s each
+    # side of the gap), so --excerpt-seconds changes PESQ's excerpt and nothing else
+    from conftest import synth_clip
+    from processors.mel import MelSpectrogram
+    from training.evaluation.scoring import score_gap
+    clean = synth_clip(12.0, 16000, seed=6)
+    gap = (96_000, 97_600)
+    gapped = clean.copy()
+    gapped[gap[0]:gap[1]] = 0.0
+    fills = {b.name: b.fill(gapped, gap, clean) for b in build_systems([], tiny_cfg, ["zero", "linear"])}
+    scores = [score_gap(clean, fills, gap, with_eval(tiny_cfg, seconds=seconds, metrics=[]), MelSpectrogram(tiny_cfg.audio))
+              for seconds in (0.37, 2.0, 4.5)]
+    for name in fills:
+        assert len({tuple(s[name][m] for m in ("lsd_db", "mel_mse", "mel_snr_db")) for s in scores}) == 1
+
 def test_filling_the_work_span_equals_filling_the_whole_file(tiny_cfg):
     from conftest import synth_clip
     clean = synth_clip(20.0, 16000, seed=4)
     window = window_samples(tiny_cfg)
     gap = (150_000, 151_600)
-    excerpt = (gap[0] - 32_000, gap[1] + 32_000)
-    lo, hi = work_span(gap, len(clean), window, excerpt, 24_000)
-    assert lo <= excerpt[0] and hi >= excerpt[1] and hi - lo < 100_000
+    scored = (gap[0] - 32_000, gap[1] + 32_000)
+    lo, hi = work_span(gap, len(clean), window, scored, 24_000)
+    assert lo <= scored[0] and hi >= scored[1] and hi - lo < 100_000
     fill = build_systems([], tiny_cfg, ["linear"])[0].fill
     gapped = clean.copy()
     gapped[gap[0]:gap[1]] = 0.0

@@ -29,7 +29,6 @@ from processors.inpaint import inpaint_audio, locate, longest_gap_ms, window_mel
 from processors.lpc import lpc_fill, lpc_sizes
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
-from processors.metrics import excerpt_bounds
 from processors.similarity_fill import similarity_wave_fill
 from models.vocoder_nets import VOCODERS, build_vocoder
 from processors.vocoders import with_vocoder
@@ -203,15 +202,15 @@ def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
 
 # --------------------------------------------------------------------------- the run
 
-def work_span(gap: tuple[int, int], n_samples: int, window: int, excerpt: tuple[int, int],
+def work_span(gap: tuple[int, int], n_samples: int, window: int, scored: tuple[int, int],
               context: int) -> tuple[int, int]:
     """Samples [lo, hi) of the file one gap's evaluation needs: the crop window of ``window``
     samples centred on the gap (what every system fills from, as ``locate`` places it), the
-    scored ``excerpt`` and ``context`` samples each side for the kept example; cut at the
-    file's ends. Filling this span gives the same samples as filling the whole file."""
+    ``scored`` span (``Scorer.span``) and ``context`` samples each side for the kept example;
+    cut at the file's ends. Filling this span gives the same samples as filling the whole file."""
     (s, e), start = gap, (gap[0] + gap[1]) // 2 - window // 2
-    return (max(0, min(start, excerpt[0], s - context)),
-            min(n_samples, max(start + window, excerpt[1], e + context)))
+    return (max(0, min(start, scored[0], s - context)),
+            min(n_samples, max(start + window, scored[1], e + context)))
 
 
 def evaluate(files: list[Path], systems: list[System], cfg, gap_ms: list[float], gaps_per_file: int,
@@ -265,14 +264,14 @@ def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples,
     """Fill and score one gap with every system, on the span of the file it needs."""
     sr = scorer.cfg.audio.sample_rate
     context = round(EXAMPLE_CONTEXT_S * sr)
-    excerpt = excerpt_bounds(gap, len(clean), sr, scorer.seconds)
-    lo, hi = work_span(gap, len(clean), window, excerpt, context)
+    scored = scorer.span(gap, len(clean))
+    lo, hi = work_span(gap, len(clean), window, scored, context)
     piece = clean[lo:hi]
     s, e = gap[0] - lo, gap[1] - lo
     gapped = piece.copy()
     gapped[s:e] = 0.0
-    cut = slice(excerpt[0] - lo, excerpt[1] - lo)
-    ref = scorer.reference(piece[cut])
+    cut = slice(scored[0] - lo, scored[1] - lo)
+    ref = scorer.reference(piece[cut], (s - cut.start, e - cut.start))
     keep = sum(x.gap_ms == ms for x in examples) < n_examples
     if keep:
         first = max(0, s - context)
@@ -281,7 +280,7 @@ def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples,
                           {"original": piece[crop], "gapped": gapped[crop]})
         examples.append(example)
     base = {"file": path.name, "gap_ms": ms, "gap_index": index, "start_s": gap[0] / sr, "end_s": gap[1] / sr,
-            "excerpt_s": (excerpt[1] - excerpt[0]) / sr}
+            "excerpt_s": (ref.excerpt.stop - ref.excerpt.start) / sr}
     rows = []
     whole = None
     for system in systems:
@@ -292,7 +291,7 @@ def _run_example(path, ms, index, gap, clean, systems, window, scorer, examples,
             filled = system.fill(whole, gap, clean)[lo:hi]
         else:
             filled = system.fill(gapped, (s, e), piece)
-        rows.append({**base, "system": system.name, **scorer.score(ref, filled[cut], (s - cut.start, e - cut.start))})
+        rows.append({**base, "system": system.name, **scorer.score(ref, filled[cut])})
         if keep:
             example.waves[system.name], example.scores[system.name] = filled[crop], rows[-1]
     return rows

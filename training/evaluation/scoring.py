@@ -1,10 +1,14 @@
 """Scoring one filled gap: the gap metrics, and the domain's whole-signal metrics on the excerpt.
 
-Everything is computed on the **excerpt** around the gap (processors.metrics.excerpt_bounds),
-never on the whole file: scores do not depend on the file's length and memory does not
-grow with it. Gap metrics (LSD, Mel MSE, Mel SNR) are our own code and run in-process;
-the whole-signal metrics (PESQ, STOI, PLCMOS, DNSMOS, ViSQOL) call native libraries and
-run in a crash-isolated child process, so a crash there is a NaN with its reason.
+Everything is computed on a stretch around the gap (processors.metrics.excerpt_bounds), never
+on the whole file: scores do not depend on the file's length and memory does not grow with it.
+The whole-signal metrics (PESQ, STOI, PLCMOS, DNSMOS, ViSQOL) score the **excerpt** of
+``eval.excerpt_seconds`` each side; the gap metrics (LSD, Mel MSE, Mel SNR) always see
+``GAP_METRIC_SECONDS`` each side, whatever the excerpt, because their STFT frame grid and
+LSD's floor (80 dB below the reference's peak) follow the stretch they are given: a gap's
+LSD must not move when --excerpt-seconds does. Gap metrics are our own code and run
+in-process; the whole-signal metrics call native libraries and run in a crash-isolated child
+process, so a crash there is a NaN with its reason.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from processors.excerpt_metrics import DOMAIN_METRICS, EXCERPT_METRICS, domain_c
 from processors.isolation import CrashIsolation
 from processors.mel import log_mel
 from processors.metrics import centre_frames, excerpt_bounds, log_spectral_distance, mel_mse, mel_snr_db
+
+GAP_METRIC_SECONDS = 2.0    # the stretch each side of a gap that its gap metrics see (speech's excerpt)
 
 
 def with_eval(cfg, domain: str | None = None, seconds: float | None = None, metrics: list[str] | None = None):
@@ -44,9 +50,13 @@ def with_eval(cfg, domain: str | None = None, seconds: float | None = None, metr
 
 @dataclass
 class Reference:
-    """The original excerpt around one gap, prepared once for every system."""
-    wave: np.ndarray                 # (L,) at the model's rate
-    mel: np.ndarray                  # normalised log-Mel (n_mels, L // hop + 1)
+    """The original around one gap, prepared once for every system: ``span`` (what
+    :meth:`Scorer.span` cut from the file) holds the gap metrics' stretch and the excerpt."""
+    gap: tuple[int, int]             # the gap, in samples of the span
+    near: slice                      # the gap metrics' stretch, in samples of the span
+    excerpt: slice                   # the whole-signal metrics' excerpt, in samples of the span
+    wave: np.ndarray                 # (G,) the gap metrics' stretch of the original, at the model's rate
+    mel: np.ndarray                  # its normalised log-Mel (n_mels, G // hop + 1)
     at_rate: dict                    # rate (Hz) -> the excerpt resampled for the metrics run at it
 
 
@@ -63,22 +73,35 @@ class Scorer:
         self.columns = domain_columns(cfg.eval.domain, cfg.eval.metrics)
         self.seconds = excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds)
 
-    def reference(self, excerpt: np.ndarray) -> Reference:
-        """``excerpt`` (L,) of the original at the model's rate -> its Reference."""
-        sr = self.cfg.audio.sample_rate
-        mel = log_mel(self.mel_fn, excerpt)
-        return Reference(excerpt, mel, {m.rate: resample(excerpt, sr, m.rate) for _, m in self.metrics})
+    def span(self, gap: tuple[int, int], n_samples: int) -> tuple[int, int]:
+        """Samples [lo, hi) of a file of ``n_samples`` that scoring ``gap`` needs: the excerpt
+        and the gap metrics' stretch, whichever is wider, cut at the file's ends."""
+        return excerpt_bounds(gap, n_samples, self.cfg.audio.sample_rate, max(self.seconds, GAP_METRIC_SECONDS))
 
-    def score(self, ref: Reference, filled: np.ndarray, gap: tuple[int, int]) -> dict:
-        """Every metric of one filled excerpt (L,) against ``ref``; ``gap`` in excerpt samples.
+    def reference(self, span: np.ndarray, gap: tuple[int, int]) -> Reference:
+        """``span`` (L,) of the original at the model's rate, as :meth:`span` cut it, with
+        ``gap`` in its samples -> its Reference."""
+        sr = self.cfg.audio.sample_rate
+        # the file's ends cut the span and both stretches alike, so cutting them from the span
+        # gives what cutting them from the file would
+        near, excerpt = (slice(*excerpt_bounds(gap, len(span), sr, side)) for side in (GAP_METRIC_SECONDS, self.seconds))
+        wave = span[near]
+        return Reference(gap, near, excerpt, wave, log_mel(self.mel_fn, wave),
+                         {m.rate: resample(span[excerpt], sr, m.rate) for _, m in self.metrics})
+
+    def score(self, ref: Reference, filled: np.ndarray) -> dict:
+        """Every metric of one filled span (L,) against ``ref`` (the same samples of the file).
         'skipped' holds the reasons a metric could not be computed (its value is then NaN)."""
         a = self.cfg.audio
-        est_mel = log_mel(self.mel_fn, filled)
+        near = filled[ref.near]
+        gap = (ref.gap[0] - ref.near.start, ref.gap[1] - ref.near.start)
+        est_mel = log_mel(self.mel_fn, near)
         f0, f1 = centre_frames(gap[0], gap[1], a.hop_length, ref.mel.shape[1])
-        row = {"lsd_db": log_spectral_distance(ref.wave, filled, gap, a.sample_rate, a.n_fft, a.win_length,
+        row = {"lsd_db": log_spectral_distance(ref.wave, near, gap, a.sample_rate, a.n_fft, a.win_length,
                                                a.hop_length, a.f_max),
                "mel_mse": mel_mse(ref.mel[:, f0:f1], est_mel[:, f0:f1]),
                "mel_snr_db": mel_snr_db(ref.mel[:, f0:f1], est_mel[:, f0:f1])}
+        filled = filled[ref.excerpt]
         est_at = {rate: resample(filled, a.sample_rate, rate) for rate in ref.at_rate}
         reasons = []
         for name, metric in self.metrics:
@@ -94,6 +117,6 @@ def score_gap(original: np.ndarray, fills: dict, gap: tuple[int, int], cfg, mel_
     excerpt around it; for one-off scoring (it starts and ends its own metric process)."""
     with CrashIsolation(threads=torch.get_num_threads()) as runner:
         scorer = Scorer(cfg, mel_fn, runner)
-        lo, hi = excerpt_bounds(gap, len(original), cfg.audio.sample_rate, scorer.seconds)
-        ref = scorer.reference(original[lo:hi])
-        return {name: scorer.score(ref, wave[lo:hi], (gap[0] - lo, gap[1] - lo)) for name, wave in fills.items()}
+        lo, hi = scorer.span(gap, len(original))
+        ref = scorer.reference(original[lo:hi], (gap[0] - lo, gap[1] - lo))
+        return {name: scorer.score(ref, wave[lo:hi]) for name, wave in fills.items()}
