@@ -50,9 +50,12 @@ def analyse_file(path: Path, audio, mel_fn) -> tuple[np.ndarray, dict]:
 
     Returns the normalised log-Mel float32 (n_mels, N // hop + 1) and
     ``{"samples": N, "peak": max |x|}`` of the resampled waveform.
-    Raises UserError when the file cannot be decoded.
+    Raises UserError when the file cannot be decoded or is too short for one STFT frame.
     """
     wave = load_mono(path, audio.sample_rate)
+    if len(wave) <= audio.n_fft // 2:           # the centred STFT's reflect padding needs more
+        raise UserError(f"{path}: {len(wave)} samples at {audio.sample_rate} Hz, too short to analyse "
+                        f"(n_fft {audio.n_fft})")
     mel = log_mel(mel_fn, wave)
     return mel, {"samples": int(len(wave)), "peak": float(np.max(np.abs(wave)))}
 
@@ -166,7 +169,7 @@ def analyse_files(files: list[Path], audio, cache: "MelCache | None" = None, job
 def fill_cache(files: list[Path], cache: MelCache, desc: str = "cache", jobs: int = 1) -> dict[str, int]:
     """Analyse and store every file not yet cached, in ``jobs`` processes when > 1.
 
-    Returns counts ``{"cached": new entries, "skipped": already there, "failed": undecodable}``.
+    Returns counts ``{"cached": new entries, "skipped": already there, "failed": undecodable or too short}``.
     """
     todo = [p for p in files if not cache.has(p)]
     counts = {"cached": 0, "skipped": len(files) - len(todo), "failed": 0}
@@ -178,5 +181,5 @@ def fill_cache(files: list[Path], cache: MelCache, desc: str = "cache", jobs: in
         else:
             counts["cached"] += 1
     if first_failure:
-        log.warning("%s: %d files could not be decoded (e.g. %s)", desc, counts["failed"], first_failure)
+        log.warning("%s: %d files could not be analysed (e.g. %s)", desc, counts["failed"], first_failure)
     return counts

@@ -88,7 +88,13 @@ def data_files(d) -> list[Path]:
             files.extend(list_files(d.dataset, [root]))
         except UserError as exc:
             raise UserError(f"{'data.root' if i == 0 else f'data.extra_roots[{i - 1}]'}: {exc}") from None
-    return files
+    return unique_files(files)
+
+
+def unique_files(files: list[Path]) -> list[Path]:
+    """``files`` without the repeats of one file (a folder given twice, or inside another)."""
+    seen: set[Path] = set()
+    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
 
 
 def group_key(path: Path, separator: str = "") -> str:
@@ -155,7 +161,13 @@ def evaluation_files(data: str | list[str], split: str, cfg, limit: int | None =
     files = []
     for root in roots:
         files += SOURCES["ljspeech" if (root / "metadata.csv").is_file() else "folder"](root)
+    files = unique_files(files)
     where = ", ".join(map(str, roots))
+    by_name: dict[str, Path] = {}
+    for f in files:         # results, plots and gap positions are keyed by the file's name
+        if by_name.setdefault(f.name, f) != f:
+            raise UserError(f"two files named {f.name} ({by_name[f.name]}, {f}): rename one, or evaluate "
+                            f"their folders one at a time")
     d = cfg.data
     if split == "test" and d.test_files:     # a listed test set needs no training data to rebuild
         named = {group_key(Path(n), d.group_separator) for n in d.test_files}

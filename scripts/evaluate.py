@@ -25,7 +25,12 @@ def main(args) -> int:
         raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     out = Path(args.out)
+    for d in args.data:     # its wavs would be read as data by the next run
+        if out.resolve().is_relative_to(Path(d).resolve()):
+            raise UserError(f"--out {out} is inside --data {d}; choose a folder outside the data")
     check_output_folder(out, "--out")               # found now, not at the end of a long run
     earlier = earlier_results(out)
     if earlier and not args.force:      # a report.html left beside new numbers would not match them
@@ -43,6 +48,7 @@ def main(args) -> int:
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     if args.baselines is None:      # the domain's: copying from elsewhere in the file is for music
         args.baselines = list(DEFAULT_BASELINES[cfg.eval.domain])
+    args.baselines = list(dict.fromkeys(args.baselines))     # a repeat would double its rows and n
     systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
     files = evaluation_files(args.data, args.split, cfg, args.limit_files)
     gap_ms = sorted(set(args.gap_ms))

@@ -11,8 +11,11 @@ from processors.core.cli import parser, run
 
 
 def main(args) -> int:
+    from pathlib import Path
+
     from datasets.mel_cache import MelCache, fill_cache
     from datasets.sources import data_files
+    from processors.core.cli import check_output_folder
     from processors.core.errors import UserError
     from training.configure import load_config
 
@@ -22,11 +25,15 @@ def main(args) -> int:
     d = cfg.data
     if not d.cache_dir:
         raise UserError("data.cache_dir is not set: add it to the config or --set data.cache_dir=cache/mels")
+    check_output_folder(Path(d.cache_dir), "data.cache_dir")     # before any file is decoded
     files = data_files(d)
     cache = MelCache(d.cache_dir, cfg.audio, d.dataset)
     counts = fill_cache(files, cache, desc="mels", jobs=args.jobs)
+    if counts["failed"] == len(files):
+        raise UserError(f"none of the {len(files)} files of data.root and data.extra_roots could be analysed "
+                        f"(the warning above gives one reason)")
     print(f"{cache.dir}: {counts['cached']} new, {counts['skipped']} already cached, "
-          f"{counts['failed']} undecodable of {len(files)} files")
+          f"{counts['failed']} unreadable or too short, of {len(files)} files")
     return 0
 
 

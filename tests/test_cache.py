@@ -125,7 +125,7 @@ def test_prepare_data_cli_fills_then_skips(tmp_path, ljspeech_dir):
             "--set", f"data.cache_dir={tmp_path / 'cache'}"]
     first = run_script("prepare_data.py", *args)
     assert first.returncode == 0, first.stderr
-    assert "8 new, 0 already cached, 0 undecodable of 8 files" in first.stdout
+    assert "8 new, 0 already cached, 0 unreadable or too short, of 8 files" in first.stdout
     second = run_script("prepare_data.py", *args)
     assert "0 new, 8 already cached" in second.stdout
     off = run_script("prepare_data.py", "--config", "configs/unet_ljspeech.yaml", "--set", f"data.root={ljspeech_dir}")
@@ -157,3 +157,36 @@ def test_analysis_in_worker_processes_gives_the_same_mels_in_the_same_order(tiny
         np.testing.assert_array_equal(a, b)
     assert all(cache.has(f) for f in files[:4]) and not cache.has(bad)
     assert fill_cache(files, cache, jobs=2) == {"cached": 0, "skipped": 4, "failed": 1}
+
+
+def test_prepare_data_counts_a_file_too_short_for_one_frame_and_refuses_a_folder_of_nothing_else(tmp_path):
+    import soundfile as sf
+    folder = tmp_path / "clips"
+    write_clip(folder / "ok.wav", 1.0)
+    folder.mkdir(exist_ok=True)
+    sf.write(str(folder / "tiny.wav"), np.zeros(10, np.float32) + 0.1, 22050)
+    args = ["--config", "configs/unet_ljspeech.yaml", "--set", "data.dataset=folder",
+            "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    done = run_script("prepare_data.py", *args, "--set", f"data.root={folder}")
+    assert done.returncode == 0 and "1 new, 0 already cached, 1 unreadable or too short, of 2 files" in done.stdout
+    assert "too short to analyse" in done.stderr
+    (folder / "ok.wav").unlink()
+    nothing = run_script("prepare_data.py", *args, "--set", f"data.root={folder}")
+    assert nothing.returncode == 2 and "Traceback" not in nothing.stderr
+    assert nothing.stderr.strip().splitlines()[-1].startswith("error: none of the 1 files")
+
+
+def test_prepare_data_checks_the_cache_folder_before_decoding_anything(tmp_path, ljspeech_dir):
+    (tmp_path / "afile").write_text("mine")
+    done = run_script("prepare_data.py", "--config", "configs/unet_ljspeech.yaml", "--set", f"data.root={ljspeech_dir}",
+                      "--set", f"data.cache_dir={tmp_path / 'afile' / 'sub'}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: data.cache_dir: {tmp_path / 'afile'} is a file, not a folder"]
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_root_given_twice_counts_its_files_once(tiny_cfg):
+    from datasets.sources import data_files
+    once = data_files(tiny_cfg.data)
+    twice = data_files(dataclasses.replace(tiny_cfg.data, extra_roots=[tiny_cfg.data.root]))
+    assert twice == once

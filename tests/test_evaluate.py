@@ -51,7 +51,7 @@ def test_every_allowed_gap_length_passes_locate_at_any_position(tiny_cfg):
 
 def test_bad_gap_lengths_and_baselines_are_user_errors(tiny_cfg):
     systems = build_systems([], tiny_cfg, ["zero"])
-    for bad in (0.0, -5.0, float("nan"), 10_000.0):
+    for bad in (0.0, -5.0, float("nan"), 10_000.0, 0.01):        # 0.01 ms: no sample at 16 kHz
         with pytest.raises(UserError, match="--gap-ms"):
             check_gap_ms([bad], systems)
     with pytest.raises(UserError, match="unknown baseline 'wiener'"):
@@ -133,18 +133,25 @@ def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljsp
     assert 1 <= len(test) < 8 and not set(test) & set(evaluation_files(str(ljspeech_dir), "train", tiny_cfg))
     write_clip(tmp_path / "music" / "x.wav", 1.0)
     assert [p.name for p in evaluation_files(str(tmp_path / "music"), "all", tiny_cfg)] == ["x.wav"]
+    # one folder given twice is read once; two different files of one name would share their rows
+    assert len(evaluation_files([str(tmp_path / "music")] * 2, "all", tiny_cfg)) == 1
+    write_clip(tmp_path / "other" / "x.wav", 1.0, seed=1)
+    with pytest.raises(UserError, match="two files named x.wav"):
+        evaluation_files([str(tmp_path / "music"), str(tmp_path / "other")], "all", tiny_cfg)
 
 
 @pytest.mark.parametrize("args, message", [
     (["--gap-ms", "5000"], "--gap-ms 5000"),
     (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
+    (["--gap-ms", "50", "--seed", "-1"], "--seed must be >= 0"),
+    (["--gap-ms", "50", "--out", "{data}/results"], "is inside --data"),     # its wavs would be data next time
 ])
 def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):
     from processors.core.config_io import save_config
     config = tmp_path / "tiny.yaml"
     save_config(make_tiny_cfg(ljspeech_dir, tmp_path), config)
     proc = run_script("evaluate.py", "--config", config, "--data", ljspeech_dir, "--out", tmp_path / "out",
-                      *[a.format(tmp=tmp_path) for a in args])
+                      *[a.format(tmp=tmp_path, data=ljspeech_dir) for a in args])
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and lines[-1].startswith("error: ") and message in lines[-1], proc.stderr
     assert "Traceback" not in proc.stderr
@@ -274,9 +281,9 @@ def test_an_earlier_run_is_kept_unless_force_is_given_and_then_replaced_whole(tr
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "holds results an evaluation writes" in proc.stderr and "--force" in proc.stderr
     assert (out / "metrics.csv").read_text() == "an earlier run\n"
-    proc = run_script("evaluate.py", *args, "--force")
+    proc = run_script("evaluate.py", *args, "--force", "--baselines", "zero", "zero")     # a repeat is one row
     assert proc.returncode == 0, proc.stderr
-    assert {r["system"] for r in read_rows(out / "metrics.csv")} == {"tiny/best", "zero"}
+    assert sorted(r["system"] for r in read_rows(out / "metrics.csv")) == ["tiny/best", "zero"]
     assert not (out / "report.html").exists()            # no page left beside numbers it does not show
     assert (out / "notes.txt").read_text() == "mine"      # only the run's own files are replaced
     assert (out / "plots" / "my_figure.png").read_bytes() == b"mine"

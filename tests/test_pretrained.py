@@ -187,3 +187,13 @@ def test_the_training_demo_on_ljspeech_is_its_own_run_beside_the_synthetic_one(t
     monkeypatch.setenv("LJSPEECH_DIR", str(write_ljspeech(tmp_path / "other" / "LJSpeech-1.1")))
     with pytest.raises(UserError, match="holds a demo trained on .*run make clean first"):
         training_demo(cfg, tmp_path / "out", gap_ms=50.0)
+
+
+def test_a_hand_edited_mel_count_is_refused_at_load_not_mid_fill(tmp_path):
+    # the U-Net is fully convolutional, so its weights load under any n_mels; the corpus of
+    # Mels it searches must still have the config's
+    state = torch.load(PRETRAINED_DIR / "speech.pt", map_location="cpu", weights_only=False)
+    state["config"]["audio"]["n_mels"] = 64
+    torch.save(state, tmp_path / "edited.pt")
+    with pytest.raises(UserError, match=r"generator.corpus: \(80, \d+\) in the checkpoint, \(64, 0\) in the model"):
+        load_inpainter(tmp_path / "edited.pt")

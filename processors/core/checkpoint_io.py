@@ -92,9 +92,12 @@ def weights_mismatch(model: torch.nn.Module, weights) -> str | None:
     own = model.state_dict()
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
-    # a tensor the model leaves empty until data fills it (a corpus) takes the checkpoint's size
-    shapes = [k for k in own if k in weights and own[k].numel() > 0
-              and tuple(own[k].shape) != tuple(getattr(weights[k], "shape", ()))]
+    # a tensor the model leaves empty until data fills it (a corpus: (n_mels, 0)) takes the
+    # checkpoint's size along its empty dimension, and must fit along the others
+    def fits(mine: tuple, theirs: tuple) -> bool:
+        return len(mine) == len(theirs) and all(m in (t, 0) for m, t in zip(mine, theirs))
+
+    shapes = [k for k in own if k in weights and not fits(tuple(own[k].shape), tuple(getattr(weights[k], "shape", ())))]
     parts = []
     if missing:
         parts.append(f"{len(missing)} tensors of the model are missing (e.g. {missing[0]})")

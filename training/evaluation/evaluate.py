@@ -189,11 +189,14 @@ def build_systems(models: list[tuple[str, object, object]], cfg, baselines: list
 # --------------------------------------------------------------------------- gaps
 
 def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
-    """UserError for a gap length that is not positive or that some system cannot fill."""
+    """UserError for a gap length that is not positive, shorter than a sample, or that some
+    system cannot fill."""
     for ms in gap_ms:
         if not (ms > 0 and math.isfinite(ms)):
             raise UserError(f"--gap-ms {ms:g}: gap lengths must be positive milliseconds")
         for s in systems:
+            if round(ms * s.cfg.audio.sample_rate / 1000) < 1:
+                raise UserError(f"--gap-ms {ms:g}: shorter than one sample at {s.cfg.audio.sample_rate} Hz")
             longest = longest_gap_ms(s.cfg, spare_frames=1)      # any position, so one frame for rounding
             if ms > longest:
                 raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest:.0f} ms "
