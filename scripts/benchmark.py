@@ -21,15 +21,15 @@ def main(args) -> int:
     import platform
     from pathlib import Path
 
-    from processors.core.errors import UserError
+    from processors.core.cli import check_option
     from training.evaluation.benchmark import format_table, run_benchmark
     from training.configure import load_config
 
+    check_option("--steps", args.steps, 1)
+    check_option("--threads", args.threads, 1)
     if not Path(args.data).is_dir():
         print(f"skipped: no clips at {args.data} (the benchmark needs real recordings; give --data)")
         return 0
-    if args.steps < 1 or args.threads < 1:
-        raise UserError("--steps and --threads must be >= 1")
     cfg = load_config(args.config, [f"data.root={args.data}", "train.device=cpu", *args.set])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# Speed benchmark\n\n- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

@@ -33,15 +33,15 @@ def main(args) -> int:
     from processors.core.errors import UserError
     from processors.reassigned_inverse import INVERSIONS
     from training.configure import load_config
+    from processors.core.cli import check_option
     from training.evaluation.reassigned_benchmark import benchmark_reassigned, markdown, parse_methods
 
+    check_option("--files", args.files, 1)
     torch.set_num_threads(1)
     cfg = load_config(args.config, args.set)
     if not os.path.isdir(cfg.data.root):
         print(f"skipped: no clips at {cfg.data.root} (the benchmark needs real recordings; --set data.root=...)")
         return 0
-    if args.files < 1:
-        raise UserError("--files must be >= 1")
     methods = parse_methods(args.methods, cfg.reassigned.n_iter)
     if args.checkpoint and not any(name == "learned" for name, _ in methods):
         methods.append(LEARNED)
@@ -52,11 +52,19 @@ def main(args) -> int:
     rc = dataclasses.replace(cfg.reassigned, checkpoint=args.checkpoint or cfg.reassigned.checkpoint)
     splits = build_splits(cfg)
     sets = {"training files": splits["train"][:args.files], "held-out files": splits["test"][:args.files]}
+    # a config without a test split (data.test_fraction=0, no data.test_files) still benchmarks
+    # the inversions, most of which learn nothing; only the comparison with held-out clips is lost
+    missing = [name for name, files in sets.items() if not files]
+    sets = {name: files for name, files in sets.items() if files}
+    if not sets:
+        raise UserError(f"data.root {cfg.data.root}: no clips in the training or the held-out split")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# Reassigned-spectrogram inversion\n\n- {platform.processor() or platform.machine()}, {os.cpu_count()} "
           f"CPUs, 1 thread, load average {load:.1f} at start (wall times inflate when the machine is shared)\n"
           f"- config {args.config}: {rc.sample_rate} Hz, n_fft {rc.n_fft}, hop {rc.hop_length}, {rc.window}, "
-          f"center={rc.center}; data {cfg.data.root} + {cfg.data.extra_roots}, split by file\n")
+          f"center={rc.center}; data {cfg.data.root} + {cfg.data.extra_roots}, split by file\n"
+          + "".join(f"- no {name} in the config's split (data.test_fraction {cfg.data.test_fraction:g}, "
+                    f"{len(cfg.data.test_files)} data.test_files): that table is left out\n" for name in missing))
     results = benchmark_reassigned(sets, rc, methods, log=lambda m: print(f"  {m}", flush=True))
     print("\n" + markdown(results, {k: len(v) for k, v in sets.items()}))
     return 0

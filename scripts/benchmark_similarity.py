@@ -15,8 +15,12 @@ def main(args) -> int:
     import torch
 
     from training.configure import load_config
+    from processors.core.cli import check_option
     from training.evaluation.similarity_benchmark import benchmark_similarity
 
+    check_option("--threads", args.threads, 1)
+    check_option("--gaps", args.gaps, 1)
+    check_option("--gap-s", args.gap_s, 0, above=True)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config or _path.ROOT / DEFAULT_CONFIG)
     res = benchmark_similarity(args.input, cfg, args.gap_s, args.gaps)

@@ -27,18 +27,28 @@ def main(args) -> int:
     from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
     from processors.core.errors import UserError
     from models.vocoder_nets import VOCODERS
+    from processors.inpaint import longest_gap_ms
     from training.configure import load_config
     from datasets.sources import evaluation_files
+    from processors.core.cli import check_option
     from training.evaluation.vocoder_benchmark import benchmark_vocoders
 
+    for flag, value, low in (("--files", args.files, 1), ("--gaps-per-clip", args.gaps_per_clip, 1),
+                             ("--iters", args.iters, 1), ("--threads", args.threads, 1), ("--seed", args.seed, 0)):
+        check_option(flag, value, low)
+    check_option("--gap-ms", args.gap_ms, 0, above=True)
     data = Path(args.data)
     if not data.is_dir():
         print(f"skipped: no clips at {data} (the benchmark needs real recordings; give --data)")
         return 0
-    if args.files < 1 or args.gaps_per_clip < 1 or min(args.iters) < 1:
-        raise UserError("--files, --gaps-per-clip and --iters must be >= 1")
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.set)
+    longest = longest_gap_ms(cfg, spare_frames=1)       # as evaluate's check: any position, one frame spare
+    if args.gap_ms > longest:
+        raise UserError(f"--gap-ms {args.gap_ms:g}: the vocoders fill gaps of at most {int(longest)} ms "
+                        f"with this config (crop_frames={cfg.data.crop_frames})")
+    if round(args.gap_ms * cfg.audio.sample_rate / 1000) < 1:      # the clips are read at this rate
+        raise UserError(f"--gap-ms {args.gap_ms:g}: shorter than one sample at {cfg.audio.sample_rate} Hz")
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     # by default every classical method and every learned one whose net is given
     methods = args.methods or [m for m in sorted(VOCODERS) if m not in VOCODER_NETS or m in nets]
@@ -75,7 +85,9 @@ if __name__ == "__main__":
                    help="default: every classical method and the learned ones given --vocoder-checkpoint")
     p.add_argument("--vocoder-checkpoint", nargs="+", metavar="PATH",
                    help="trained nets of learned vocoders (scripts/train_vocoder.py)")
-    p.add_argument("--mel-inverse", nargs="+", default=["lstsq"], choices=sorted(MEL_INVERSES))
+    p.add_argument("--mel-inverse", nargs="+", default=["lstsq"], choices=sorted(MEL_INVERSES),
+                   help="Mel inverse(s) to compare (default lstsq, whatever the config's vocoder.mel_inverse, "
+                        "pinv in the shipped configs)")
     p.add_argument("--ablate", action="store_true",
                    help="add context_griffinlim with every phase init, with and without holding known samples")
     p.add_argument("--seed", type=int, default=0, help="seeds the gap positions (default 0)")

@@ -9,7 +9,7 @@ DEFAULT_CONFIG = "configs/unet_ljspeech.yaml"
 def main(args) -> int:
     from pathlib import Path
 
-    from processors.core.cli import check_output_folder
+    from processors.core.cli import check_option, check_output_folder
     from processors.core.errors import UserError
     from models.build import load_inpainter
     from training.configure import load_config
@@ -25,8 +25,7 @@ def main(args) -> int:
         raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
     if args.examples < 0:
         raise UserError(f"--examples must be >= 0, got {args.examples}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    check_option("--seed", args.seed, 0)
     out = Path(args.out)
     for d in args.data:     # its wavs would be read as data by the next run
         if out.resolve().is_relative_to(Path(d).resolve()):

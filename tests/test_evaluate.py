@@ -143,7 +143,7 @@ def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljsp
 @pytest.mark.parametrize("args, message", [
     (["--gap-ms", "5000"], "--gap-ms 5000"),
     (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
-    (["--gap-ms", "50", "--seed", "-1"], "--seed must be >= 0"),
+    (["--gap-ms", "50", "--seed", "-1"], "--seed -1: must be an integer >= 0"),
     (["--gap-ms", "50", "--out", "{data}/results"], "is inside --data"),     # its wavs would be data next time
 ])
 def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):

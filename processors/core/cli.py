@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -29,6 +30,17 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = _Parser(description=description)
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     return p
+
+
+def check_option(flag: str, values, low: float, above: bool = False) -> None:
+    """UserError ``<flag> <value>: must be ...`` unless every one of ``values`` (a number or a
+    list) is finite and >= ``low`` (> ``low`` where ``above``): scripts' numeric
+    options, checked before any work, since torch.set_num_threads(0), a negative seed or a NaN
+    gap otherwise fail deep inside as tracebacks (or as a table of NaN)."""
+    for v in values if isinstance(values, (list, tuple)) else [values]:
+        if not (math.isfinite(v) and (v > low if above else v >= low)):
+            kind = "an integer" if isinstance(v, int) else "a finite number"
+            raise UserError(f"{flag} {v:g}: must be {kind} {'>' if above else '>='} {low:g}")
 
 
 def check_output_file(path: Path, flag: str, force: bool, suffixes: tuple[str, ...] = (),

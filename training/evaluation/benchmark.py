@@ -1,8 +1,10 @@
 """Speed benchmark: the data path, training steps and inference, each with its peak memory.
 
-Every measurement runs in a fresh (spawned) process, so its peak resident memory
-(``ru_maxrss``) is its own and no phase warms another's caches; the one-off start-up
-(imports, building the model, the first call) is excluded from every timing.
+Every measurement runs in a fresh (spawned) process, so no phase warms another's caches and
+its peak resident memory is its own: the high-water mark of the process's address space
+(``VmHWM``), which exec starts anew, not ``ru_maxrss``, which Linux carries across exec (a
+spawned phase would report at least its parent's peak). The one-off start-up (imports,
+building the model, the first call) is excluded from every timing.
 
 - data: training examples/s of the data path alone, from the Mel cache (memory-mapped)
   vs decoding, resampling and analysing the file of every item on the fly (the seeds' way)
@@ -10,6 +12,7 @@ Every measurement runs in a fresh (spawned) process, so its peak resident memory
   real data path vs one synthetic batch kept in memory
 - infer: wall time to fill one 200 ms gap in a 10-second and a 10-minute file (a real clip
   tiled), with an untrained model of the config (the cost does not depend on the weights)
+
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import concurrent.futures
 import copy
 import multiprocessing
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,7 +58,16 @@ class DecodedCrops(Dataset):
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # Linux reports KiB
+    """This process's peak resident memory (MiB) since its last exec."""
+    # VmHWM belongs to the address space, which exec replaces; ru_maxrss is kept across exec
+    # (a spawned phase would report max(parent's peak, its own)), so it is only the fallback
+    # where /proc is absent (macOS), and there its units are bytes, not Linux's KiB.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024   # kB
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
 
 
 def _rate(batches, steps: int, batch_size: int, step=lambda b: None) -> float:

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from processors.audio_io import load_mono
+from processors.core.errors import UserError
 from processors.metrics import log_spectral_distance, pesq_wb, rotated_snr_db, segmental_snr_db, spectral_convergence
 from processors.reassigned import stft
 from processors.reassigned_inverse import roundtrip
@@ -35,11 +36,16 @@ HEADERS = ("SNR dB", "segSNR dB", "SC", "LSD dB", "PESQ-WB", "CPU s / s audio", 
 
 
 def parse_methods(specs: list[str], default_iters: int) -> list[tuple[str, int]]:
-    """'method' or 'method:iterations' -> (method, iterations)."""
+    """'method' or 'method:iterations' -> (method, iterations); UserError for iterations that
+    are not a whole number (the caller checks the name and the sign)."""
     out = []
     for spec in specs:
         name, _, iters = spec.partition(":")
-        out.append((name, int(iters) if iters else default_iters))
+        try:
+            out.append((name, int(iters) if iters else default_iters))
+        except ValueError:
+            raise UserError(f"--methods {spec}: the iterations after ':' must be a whole number, "
+                            "as in pghi_reassigned:60") from None
     return out
 
 
@@ -54,13 +60,19 @@ def score(ref: np.ndarray, est: np.ndarray, rc) -> dict[str, float]:
 
 def benchmark_reassigned(sets: dict[str, list[Path]], rc, methods: list[tuple[str, int]],
                   log: Callable[[str], None] = print) -> dict[str, dict[str, dict[str, float]]]:
-    """Mean metrics ``{set: {row label: {metric: value}}}`` over each set's clips."""
+    """Mean metrics ``{set: {row label: {metric: value}}}`` over each set's clips (NaN where no
+    clip has a finite value). A silent clip is skipped: every metric compares against it, and
+    against silence they are undefined (SNR, PESQ) or perfect for any output (SC, LSD 0); a set
+    with no clip left is a UserError."""
     results: dict[str, dict[str, dict[str, float]]] = {}
     for set_name, files in sets.items():
         rows: dict[str, list[dict]] = {}
         for path in files:
             wave = load_mono(path, rc.sample_rate).astype(np.float64)
             seconds = len(wave) / rc.sample_rate
+            if not np.any(wave):
+                log(f"{set_name}: {path.name} ({seconds:.1f} s) is silent: skipped")
+                continue
             for method, iters in methods:
                 label = f"{method}:{iters}"
                 settings = dataclasses.replace(rc, method=method, n_iter=iters)
@@ -72,9 +84,19 @@ def benchmark_reassigned(sets: dict[str, list[Path]], rc, methods: list[tuple[st
                 rows.setdefault(label, []).append(metrics)
             log(f"{set_name}: {path.name} ({seconds:.1f} s) " + ", ".join(
                 f"{label} {r[-1]['pesq']:.2f}" for label, r in rows.items()))
-        results[set_name] = {label: {k: statistics.fmean(v[k] for v in r if np.isfinite(v[k])) for k in COLUMNS}
+        if not rows:
+            why = (f"all {len(files)} in {', '.join(sorted({str(Path(f).parent) for f in files}))} are silent "
+                   "(digital zero throughout; every score compares against the clip)" if files else "it has none")
+            raise UserError(f"{set_name}: no clip was usable: {why}")
+        results[set_name] = {label: {k: _finite_mean([v[k] for v in r]) for k in COLUMNS}
                              for label, r in rows.items()}
     return results
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite ``values``; NaN if there is none (a metric no clip could score)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return statistics.fmean(finite) if finite else float("nan")
 
 
 def markdown(results: dict[str, dict[str, dict[str, float]]], counts: dict[str, int]) -> str:

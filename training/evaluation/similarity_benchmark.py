@@ -1,16 +1,21 @@
 """Speed of the similarity search and of the waveform copy on one real recording."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import torch
 
 from processors.audio_io import read_audio, to_mono
+from processors.core.errors import UserError
 from processors.gaps import sample_gaps
 from processors.mel import MelSpectrogram
 from processors.similarity import find_match
 from processors.similarity_fill import model_frames, similarity_wave_fill, song_search
+
+
+CONTEXT_S = 2      # seconds of recording each side of a benchmark gap
 
 
 def _ms(fn) -> tuple[float, object]:
@@ -25,17 +30,26 @@ def benchmark_similarity(path, cfg, gap_s: list[float], count: int, seed: int = 
     waveform copy of one gap (search + alignment + seam crossfades, every channel), for
     ``count`` seeded gaps of each length in ``gap_s`` seconds.
     Returns ``{"seconds", "channels", "rate", "analysis_ms", "rows": [{gap_s, search_ms, fill_ms, score}]}``,
-    times in wall-clock milliseconds (medians over the gaps).
+    times in wall-clock milliseconds (medians over the gaps). UserError for a gap of no samples,
+    or one too long for the recording to hold it with its context (it would time nothing).
     """
     samples, sr = read_audio(path)
     mel_fn = MelSpectrogram(cfg.audio)
     rows = []
     analysis = []
+    context = CONTEXT_S * sr
     for g in gap_s:
         n = round(g * sr)
+        if n < 1:
+            raise UserError(f"{path}: a gap of {g:g} s is shorter than one sample at {sr} Hz")
+        if n + 2 * context > len(samples):
+            longest = math.floor((len(samples) - 2 * context) / sr * 1000) / 1000    # down: it must fit
+            fits = f"gaps of at most {longest:.3f} s" if longest > 0 else "no gap"
+            raise UserError(f"{path}: a gap of {g:g} s does not fit: the recording ({len(samples) / sr:.2f} s) "
+                            f"takes {fits} with {CONTEXT_S} s of context on each side")
         searches, fills, scores = [], [], []
-        # 2 s of context on each side of every gap: a window of n + 4 s centred on it
-        for s, _ in sample_gaps(len(samples), n, n + 4 * sr, count, seed, str(path)):
+        # the gap's window: CONTEXT_S on each side, all inside the recording
+        for s, _ in sample_gaps(len(samples), n, n + 2 * context, count, seed, str(path)):
             gapped = samples.copy()
             gapped[s:s + n] = 0
             ms, search = _ms(lambda: song_search(to_mono(gapped), sr, [(s, s + n)], cfg, mel_fn))

@@ -5,7 +5,7 @@ not any inpainter. Each clip gets a few seeded gaps; every method fills them thr
 ``processors.inpaint.inpaint_audio`` exactly as inference does (same window, splice
 and fades), and is scored with the evaluation's metrics: LSD on each gap, PESQ-WB of
 the whole clip. Only the vocoder call is timed. librosa's ``mel_to_audio`` (NNLS +
-librosa's fast Griffin-Lim from random phase) on the same window is the outside reference.
+librosa's fast Griffin-Lim from seeded random phase) on the same window is the outside reference.
 """
 from __future__ import annotations
 
@@ -46,12 +46,16 @@ class LibrosaMelToAudio:
         import librosa
         a = self.audio
         amp = normalised_to_amplitude(norm_mel, a.min_db, a.max_db).numpy()
-        np.random.seed(seed)        # librosa's Griffin-Lim draws its phase from the global RNG
-        wave = librosa.feature.inverse.mel_to_audio(
-            amp, sr=a.sample_rate, n_fft=a.n_fft, hop_length=a.hop_length, win_length=a.win_length,
-            window="hann", center=True, pad_mode="reflect", power=1.0, n_iter=self.n_iter,
-            length=(amp.shape[-1] - 1) * a.hop_length, fmin=a.f_min, fmax=a.f_max,
+        # mel_to_audio's two steps, called apart so that Griffin-Lim gets the seed: mel_to_audio
+        # passes no random_state, and griffinlim then draws its phase from a fresh
+        # np.random.default_rng() (which np.random.seed does not reach): a new result every run
+        magnitude = librosa.feature.inverse.mel_to_stft(
+            amp, sr=a.sample_rate, n_fft=a.n_fft, power=1.0, fmin=a.f_min, fmax=a.f_max,
             htk=a.mel_scale == "htk", norm=None if a.mel_norm == "none" else a.mel_norm)
+        wave = librosa.griffinlim(
+            magnitude, n_iter=self.n_iter, hop_length=a.hop_length, win_length=a.win_length, n_fft=a.n_fft,
+            window="hann", center=True, dtype=np.float32, length=(amp.shape[-1] - 1) * a.hop_length,
+            pad_mode="reflect", random_state=seed)
         return torch.from_numpy(wave)
 
 
