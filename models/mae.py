@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -226,7 +227,12 @@ class MAEInpainter(Inpainter):
         if self.params.mask_mode != "random_patches":
             return batch
         target = batch["target"]
-        hidden = random_patch_mask(target.shape[0], self.n_patches, self.params.mask_ratio, target.device)
+        b = target.shape[0]
+        # under torchrun every process draws from the same seeded stream: draw the whole step's
+        # masks and keep this process's share, or each would repeat the others' masks
+        rank, size = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() \
+            else (0, 1)
+        hidden = random_patch_mask(b * size, self.n_patches, self.params.mask_ratio, target.device)[rank * b:(rank + 1) * b]
         mask = patches_to_bins(hidden, self.patch, self.grid, self.shape)
         # the encoder never reads hidden bins, so the hole's fill value does not matter: 0
         return {**batch, "mask": mask, "masked": target * (1 - mask)}
