@@ -98,7 +98,10 @@ def mel_mse(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
 
 def mel_snr_db(ref_mel: np.ndarray, est_mel: np.ndarray) -> float:
     """10 log10(sum ref^2 / sum (ref - est)^2) over normalised log-Mels (n_mels, T), in dB;
-    ``inf`` when they are identical. Higher is better."""
+    ``inf`` when they are identical, NaN when the reference is all at the floor (a gap in
+    digital silence: 0 / 0, and any fill would score -300 dB). Higher is better."""
+    if not np.any(ref_mel):
+        return math.nan
     return snr_db(ref_mel, est_mel)
 
 

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 import pytest
 import torch
 
@@ -158,7 +159,6 @@ def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, mes
 
 
 def test_mean_ci_is_a_t_interval_over_the_scored_values():
-    from scipy import stats
     mean, half, n = mean_ci([1.0, 2.0, 3.0, math.nan])           # NaN = a skipped clip
     assert (mean, n) == (2.0, 3) and half == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
     assert mean_ci([5.0])[0] == 5.0 and math.isnan(mean_ci([5.0])[1])
@@ -171,6 +171,18 @@ def _one_gap_rows(cfg, path, baselines, gap_ms=100.0):
     rows, _ = evaluate([path], build_systems([], cfg, baselines), cfg, [gap_ms], 1, seed=0)
     return rows
 
+
+
+def test_the_interval_is_clustered_by_file_gaps_of_one_file_are_not_independent():
+    # two files, each scored alike on its three gaps: six values but two measurements
+    values, files = [1.0, 1.0, 1.0, 3.0, 3.0, 3.0], ["a", "a", "a", "b", "b", "b"]
+    mean, half, n = mean_ci(values, files)
+    assert (mean, n) == (2.0, 6)
+    assert half == pytest.approx(stats.t.ppf(0.975, 1) * np.std([1.0, 3.0], ddof=1) / math.sqrt(2))
+    assert half > 5 * mean_ci(values)[1]                       # as if six independent gaps
+    unbalanced = mean_ci([1.0, 2.0, 4.0, 8.0, math.nan], ["a", "a", "b", "c", "c"])
+    assert unbalanced[2] == 4 and math.isfinite(unbalanced[1])
+    assert math.isnan(mean_ci([1.0, 2.0], ["a", "a"])[1])       # one file: no interval
 
 def test_a_four_minute_file_is_scored_on_excerpts(tiny_cfg, tmp_path):
     path = write_clip(tmp_path / "long" / "talk.wav", 240.0, sr=16000, seed=5)

@@ -244,3 +244,11 @@ def test_visqol_scores_a_copy_above_a_gapped_one():
     worse, _ = visqol_audio(ref, gapped, SR)
     assert why == "" and 1.0 <= worse < same <= 5.0
     assert math.isnan(visqol_audio(ref[:SR // 2], ref[:SR // 2], SR)[0])
+
+
+
+def test_mel_snr_of_a_gap_in_digital_silence_is_undefined_not_minus_300_db():
+    from processors.metrics import mel_snr_db
+    silent = np.zeros((8, 5))
+    assert math.isnan(mel_snr_db(silent, silent)) and math.isnan(mel_snr_db(silent, silent + 0.01))
+    assert mel_snr_db(silent + 0.5, silent + 0.5) == math.inf

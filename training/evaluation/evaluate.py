@@ -1,7 +1,8 @@
 """Benchmark of gap fillers on real clips: cut seeded gaps, fill them with every system, score.
 
-Every system sees the same gaps (positions drawn per seed, file and gap length),
-one gap per example, so every row of the result is an independent measurement.
+Every system sees the same gaps (positions drawn per seed, file and gap length), one gap per
+example. Gaps of one file are not independent measurements: the summary's intervals are
+clustered by file (training.evaluation.eval_report.mean_ci).
 Mel systems go through ``processors.inpaint.inpaint_audio``, exactly as
 ``scripts/inference.py`` does. All work happens at the model's sample rate, and
 every metric compares the filled waveform with the original on the excerpt around the

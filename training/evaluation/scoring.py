@@ -103,7 +103,7 @@ class Scorer:
                "mel_snr_db": mel_snr_db(ref.mel[:, f0:f1], est_mel[:, f0:f1])}
         filled = filled[ref.excerpt]
         est_at = {rate: resample(filled, a.sample_rate, rate) for rate in ref.at_rate}
-        reasons = []
+        reasons = ["mel_snr_db: the reference's gap is digital silence"] if math.isnan(row["mel_snr_db"]) else []
         for name, metric in self.metrics:
             result, error = self.runner.call(metric.fn, ref.at_rate[metric.rate], est_at[metric.rate], metric.rate)
             values, why = ({c: math.nan for c in metric.columns}, f"{name}: {error}") if error else result
