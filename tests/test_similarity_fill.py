@@ -118,7 +118,8 @@ def test_guide_detail_keeps_the_copied_bar_that_a_mel_inverse_blurs(cfg):
     gapped[gap[0]:gap[1]] = 0
     mel_fn, vocoder = MelSpectrogram(cfg.audio), build_vocoder(cfg)
     detail_cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, guide_detail=True))
-    plain, _ = inpaint_audio(gapped, RATE, [gap], SimilarityMelFill(), cfg, mel_fn, vocoder)
+    plain_cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, guide_detail=False))
+    plain, _ = inpaint_audio(gapped, RATE, [gap], SimilarityMelFill(), plain_cfg, mel_fn, vocoder)
     kept, _ = inpaint_audio(gapped, RATE, [gap], SimilarityMelFill(), detail_cfg, mel_fn, vocoder)
     keep = outside(len(clean), [gap])
     assert np.array_equal(kept[keep], gapped[keep])
