@@ -49,6 +49,11 @@ def main(args) -> int:
         args.baselines = list(DEFAULT_BASELINES[cfg.eval.domain])
     args.baselines = list(dict.fromkeys(args.baselines))     # a repeat would double its rows and n
     systems = build_systems(models, cfg, args.baselines, args.vocoder, nets)
+    names = [s.name for s in systems]
+    if args.paired_against is not None and args.paired_against not in names:
+        raise UserError(f"--paired-against {args.paired_against!r}: not a system of this run ({', '.join(names)})")
+    if args.paired_against is None and "linear" in names:     # the baseline every gap filler must beat
+        args.paired_against = "linear"
     files = evaluation_files(args.data, args.split, cfg, args.limit_files)
     gap_ms = sorted(set(args.gap_ms))
 
@@ -62,7 +67,7 @@ def main(args) -> int:
               f"domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
               f"{excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds):g} s each side of every gap (cut at the file's ends)"]
     clear_results(out)
-    paths = write_report(out, rows, examples, [s.name for s in systems], gap_ms, cfg, header)
+    paths = write_report(out, rows, examples, [s.name for s in systems], gap_ms, cfg, header, args.paired_against)
     print(paths["summary"].read_text())
     print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
     if args.report:
@@ -110,6 +115,9 @@ if __name__ == "__main__":
                    help="examples per gap length kept for figures and the report (default 1)")
     p.add_argument("--force", action="store_true",
                    help="replace the results of an earlier run in --out (default: refuse to touch them)")
+    p.add_argument("--paired-against", metavar="SYSTEM",
+                   help="summary.md adds every system's score minus this one's, gap by gap (default: linear "
+                        "when it is a baseline of the run), e.g. lpc or shipped_speech")
     p.add_argument("--report", action="store_true",
                    help="also write <out>/report.html, the listening report (later: scripts/report.py <out>)")
     run(main, p)

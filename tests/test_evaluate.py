@@ -104,6 +104,7 @@ def test_evaluate_script_end_to_end(trained, tmp_path):
     summary = (out / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in SYSTEMS) and "50 ms" in summary and "±" in summary
     assert "PLCMOS v2 ↑ 50 ms" in summary and "## DNSMOS overall on the excerpt ↑" in summary
+    assert "## Paired against linear" in summary and "| linear |" not in summary.split("## Paired")[1].split("##")[0]
     assert markdown(json.loads((out / SUMMARY_DATA).read_text())) == summary     # the report's data is the summary's
     assert all(r["skipped"] or 1.0 <= float(r["plcmos"]) <= 5.0 for r in rows)
     assert (out / "plots" / "metrics_vs_gap.png").stat().st_size > 0
@@ -146,6 +147,7 @@ def test_evaluation_files_reads_ljspeech_or_any_folder_and_splits(tiny_cfg, ljsp
     (["--checkpoint", "{tmp}/missing.pt", "--gap-ms", "50"], "checkpoint not found"),
     (["--gap-ms", "50", "--seed", "-1"], "--seed -1: must be an integer >= 0"),
     (["--gap-ms", "50", "--out", "{data}/results"], "is inside --data"),     # its wavs would be data next time
+    (["--gap-ms", "50", "--paired-against", "wiener"], "--paired-against 'wiener': not a system of this run"),
 ])
 def test_script_bad_inputs_are_one_line_errors(tmp_path, ljspeech_dir, args, message):
     from processors.core.config_io import save_config
@@ -183,6 +185,19 @@ def test_the_interval_is_clustered_by_file_gaps_of_one_file_are_not_independent(
     unbalanced = mean_ci([1.0, 2.0, 4.0, 8.0, math.nan], ["a", "a", "b", "c", "c"])
     assert unbalanced[2] == 4 and math.isfinite(unbalanced[1])
     assert math.isnan(mean_ci([1.0, 2.0], ["a", "a"])[1])       # one file: no interval
+
+
+def test_paired_differences_are_per_gap_and_clustered_by_file():
+    from training.evaluation.eval_report import paired
+    def row(system, file, i, lsd):
+        return {"system": system, "file": file, "gap_ms": 100.0, "gap_index": i, "lsd_db": lsd}
+    rows = [row("linear", f, i, 10.0 + 5 * (f == "b") + i) for f in "ab" for i in range(3)]      # hard and easy gaps
+    rows += [row("model", f, i, 9.0 + 5 * (f == "b") + i + 0.5 * (f == "b")) for f in "ab" for i in range(3)]
+    rows += [row("model", "c", 0, 1.0)]                      # no linear row for this gap: not paired
+    mean, half, n = paired(rows, "linear")[("model", 100.0, "lsd_db")]
+    assert (mean, n) == (-0.75, 6)
+    assert half == pytest.approx(stats.t.ppf(0.975, 1) * np.std([-1.0, -0.5], ddof=1) / math.sqrt(2))
+    assert ("linear", 100.0, "lsd_db") not in paired(rows, "linear")
 
 def test_a_four_minute_file_is_scored_on_excerpts(tiny_cfg, tmp_path):
     path = write_clip(tmp_path / "long" / "talk.wav", 240.0, sr=16000, seed=5)

@@ -83,10 +83,41 @@ def summarise(rows: list[dict]) -> dict[tuple[str, float, str], tuple[float, flo
             for (system, ms), group in groups.items() for m in row_metrics(rows)}
 
 
-def _cell(mean: float, half: float, digits: int) -> str:
+def paired(rows: list[dict], reference: str) -> dict[tuple[str, float, str], tuple[float, float, int]]:
+    """(system, gap_ms, metric) -> (mean, 95 % CI half-width clustered by file, n) of each other
+    system's score minus ``reference``'s on the same gap: the comparison that removes how hard
+    each gap is, which the per-system intervals cannot."""
+    key = lambda r: (r["file"], r["gap_ms"], r["gap_index"])      # noqa: E731
+    ref = {key(r): r for r in rows if r["system"] == reference}
+    pairs: dict[tuple[str, float], list[tuple[dict, dict]]] = {}
+    for row in rows:
+        if row["system"] != reference and key(row) in ref:
+            pairs.setdefault((row["system"], row["gap_ms"]), []).append((row, ref[key(row)]))
+    return {(system, ms, m): mean_ci([a[m] - b[m] for a, b in group], [a["file"] for a, _ in group])
+            for (system, ms), group in pairs.items() for m in row_metrics(rows)}
+
+
+def paired_section(diffs: dict, reference: str, systems: list[str], gap_ms: list[float]) -> dict:
+    """One section, one table: a row per system but ``reference``, a column per (metric, gap
+    length) of the headline metrics; cells: mean difference ± 95 % CI."""
+    metrics = [m for m in HEADLINE if m in metrics_in(diffs)]
+    rows = []
+    for system in (s for s in systems if s != reference):
+        cells = [diffs.get((system, ms, m), (math.nan, math.nan, 0)) for m in metrics for ms in gap_ms]
+        digits = [METRICS[m][2] for m in metrics for _ in gap_ms]
+        rows.append([system] + [_cell(mean, half, d, signed=True) for (mean, half, _), d in zip(cells, digits)])
+    short = {m: METRICS[m][0].split(" on ")[0] + (" ↑" if METRICS[m][1] else " ↓") for m in metrics}
+    return {"title": f"Paired against {reference}",
+            "blocks": [{"p": f"Each system's score minus `{reference}`'s on the same gap: mean ± 95 % interval, "
+                             "clustered by file. An interval that leaves out 0 is a difference beyond noise."},
+                       _table(["system"] + [f"{short[m]} {ms:g} ms" for m in metrics for ms in gap_ms], rows)]}
+
+
+def _cell(mean: float, half: float, digits: int, signed: bool = False) -> str:
     if math.isnan(mean):
         return "–"
-    return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+    value = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    return value if math.isnan(half) else f"{value} ± {half:.{digits}f}"
 
 
 def metrics_in(summary: dict) -> list[str]:
@@ -112,9 +143,11 @@ def headline_table(summary: dict, systems: list[str], gap_ms: list[float], metri
             "blocks": [_table(["system"] + [f"{short[m]} {ms:g} ms" for m in metrics for ms in gap_ms], rows)]}
 
 
-def summary_document(summary: dict, systems: list[str], gap_ms: list[float], header: list[str]) -> list[dict]:
-    """The summary as data: ``header`` (the run's description, list items) first, then one
-    table per metric (rows: systems, columns: gap lengths, cells: mean ± 95 % CI): sections
+def summary_document(summary: dict, systems: list[str], gap_ms: list[float], header: list[str],
+                     paired_with: tuple[str, dict] | None = None) -> list[dict]:
+    """The summary as data: ``header`` (the run's description, list items) first, the headline
+    table, the paired differences against ``paired_with = (reference, paired(...))`` if given,
+    then one table per metric (rows: systems, columns: gap lengths, cells: mean ± 95 % CI): sections
     ``{"title", "blocks"}``, the first the page's title, each block ``{"p": text}``, ``{"list": [item]}`` or ``{"table": {"head", "right", "rows"}}``; text may
     hold `code` spans. summary.md (:func:`markdown`) and the HTML report render from it."""
     metrics = metrics_in(summary)
@@ -126,6 +159,8 @@ def summary_document(summary: dict, systems: list[str], gap_ms: list[float], hea
              "independent); ↓ lower is better, ↑ higher is better.")
     sections = [{"title": "Gap-filling evaluation", "blocks": ([{"list": header}] if header else []) + [{"p": intro}]},
                 headline_table(summary, systems, gap_ms, [m for m in HEADLINE if m in metrics])]
+    if paired_with is not None:
+        sections.append(paired_section(paired_with[1], paired_with[0], systems, gap_ms))
     for m in metrics:
         title, higher, digits = METRICS[m]
         rows, ns = [], set()

@@ -29,7 +29,7 @@ from processors.audio_io import read_audio, write_audio
 from processors.core.errors import UserError
 from processors.mel import log_mel
 from training.evaluation.eval_report import (METRICS, SUMMARY_DATA, markdown, plot_examples, plot_metrics, summarise,
-                                             summary_document, write_csv)
+                                             paired, summary_document, write_csv)
 from training.evaluation.evaluate import EXAMPLE_CONTEXT_S
 from training.evaluation.report_html import SPEC_PX, page_html
 
@@ -115,8 +115,9 @@ def clear_results(out: Path) -> None:
 
 
 def write_report(out: Path, rows: list[dict], examples: list, systems: list[str], gap_ms: list[float],
-                 cfg, header: list[str]) -> dict[str, Path]:
-    """metrics.csv, summary.md (and its data, summary.json, for the HTML report),
+                 cfg, header: list[str], paired_against: str | None = None) -> dict[str, Path]:
+    """metrics.csv, summary.md (and its data, summary.json, for the HTML report; with each system
+    paired against the system ``paired_against`` when it is one of ``systems``),
     plots/metrics_vs_gap.png, plots/example_*.png and the examples' excerpts for the listening
     report (report/examples.json, report/audio/) under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,8 @@ def write_report(out: Path, rows: list[dict], examples: list, systems: list[str]
     paths = {"csv": out / "metrics.csv", "summary": out / "summary.md", "summary_data": out / SUMMARY_DATA,
              "plot": out / "plots" / "metrics_vs_gap.png"}
     write_csv(rows, paths["csv"])
-    document = summary_document(summary, systems, gap_ms, header)
+    pairs = (paired_against, paired(rows, paired_against)) if paired_against in systems and len(systems) > 1 else None
+    document = summary_document(summary, systems, gap_ms, header, pairs)
     write_text_atomic(paths["summary"], markdown(document))
     write_text_atomic(paths["summary_data"], json.dumps(document, ensure_ascii=False, indent=1))
     plot_metrics(summary, systems, gap_ms, paths["plot"])
