@@ -16,6 +16,7 @@ group, mixed precision, gradient clipping, DistributedDataParallel under ``torch
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import logging
@@ -38,6 +39,7 @@ from processors.core.errors import UserError
 from training.configure import build_config, load_config
 from training.distributed import World, average_gradients, close_world, init_world, local_device, mean_over_ranks
 from training.loss_log import truncate_log
+from training.weight_average import WeightAverage, load_weights, named_in
 
 log = logging.getLogger(__name__)
 VAL_SEED_SALT = 1_000_003   # validation crops come from their own stream
@@ -122,6 +124,17 @@ class Loop:
             self._restore(resume)
         else:
             self.task.warm_start()                  # e.g. fine-tuning from a pre-trained MAE
+        # the main group's weights averaged over the steps (train.ema_decay): validated, saved as
+        # the checkpoint's "model" and so what best.pt, an export and init_from take; a resumed
+        # run's "model" is the average and its "raw_weights" what training goes on from
+        main_params = dict(named_in(self.model, self.task.param_groups()["model"]))
+        self.average = WeightAverage(self.model, list(main_params.values()), t.ema_decay) if t.ema_decay else None
+        if resume is not None and resume.get("raw_weights"):
+            try:
+                load_weights(main_params, resume["raw_weights"])
+            except (KeyError, RuntimeError) as exc:
+                raise CheckpointMismatch(f"checkpoint's raw_weights do not match the {self.task.what}: "
+                                         f"{str(exc).splitlines()[0]}") from exc
         # DDP averages the main group's gradients over the processes (and starts every
         # process from rank 0's weights); other groups average theirs in update()
         self.net = self.model
@@ -154,8 +167,17 @@ class Loop:
 
     # ------------------------------------------------------------------ state
 
+    def averaged(self):
+        """A block run with the averaged weights in the model (train.ema_decay; else as it is)."""
+        return self.average.swapped_in() if self.average else contextlib.nullcontext()
+
     def state(self) -> dict:
-        return {"config": self.cfg.to_dict(), "model": self.model.state_dict(),
+        extra = {}
+        if self.average:          # copies: the swap puts the raw weights back into these tensors
+            extra["raw_weights"] = self.average.raw()
+        with self.averaged():
+            model = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return {"config": self.cfg.to_dict(), "model": model, **extra,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "aux_optimizers": {g: {"optimizer": o.state_dict(), "scheduler": self.schedulers[g].state_dict()}
                                    for g, o in self.optimizers.items() if g != "model"},
@@ -255,7 +277,7 @@ class Loop:
     def validate(self, writer: SummaryWriter | None = None) -> dict:
         """The task's validation metrics; ``best.pt`` on a new best ``task.best_key``."""
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.averaged():
             metrics = self.task.validate(self, writer)
         self.model.train()
         if metrics[self.task.best_key] < self.best:
@@ -312,6 +334,8 @@ class Loop:
         scaler.step(optimizer)
         scaler.update()
         self.schedulers[group].step()
+        if group == "model" and self.average:
+            self.average.update(self.step + 1)
 
 
 def open_run(make_task, config: str | None, sets: list[str], resume: str | None) -> Loop:

@@ -100,6 +100,9 @@ class TrainConfig:
     num_threads: int = 0           # torch CPU threads; 0 = torch default
     amp: Literal["off", "bf16", "fp16"] = "off"            # mixed precision (fp16 needs CUDA)
     compile: bool = False          # torch.compile the model (slow start, faster steps on GPU)
+    # exponential moving average of the weights, validated and saved (0 = off; 0.999: about the
+    # last 1,000 steps); a GAN's generator wanders from step to step, its average less
+    ema_decay: float = 0.0
     # an inpainter's weights to start a new run from (fine-tuning): a checkpoint of the same
     # model and audio settings, or a shipped model's name ('speech', 'music'); ignored on --resume
     init_from: str = ""

@@ -72,6 +72,7 @@ def validate(cfg, where: str = "config") -> None:
     require(t.amp != "fp16" or t.device.startswith(("cuda", "auto")), f"{where}: train.amp",
             f"'fp16' needs a CUDA device (train.device is {t.device!r}); use 'bf16' or 'off' on the CPU")
     require(t.grad_clip >= 0, f"{where}: train.grad_clip", "must be >= 0 (0 = off)")
+    require(0 <= t.ema_decay < 1, f"{where}: train.ema_decay", f"must be in [0, 1) (0 = off), got {t.ema_decay}")
 
     require(all(isinstance(f, str) and f for f in d.test_files), f"{where}: data.test_files",
             "must be a list of file names")
