@@ -1,5 +1,6 @@
-"""GPU-only paths: fp16 autocast with its GradScaler, and NCCL under torchrun. Marked ``gpu``:
-they skip without CUDA (NCCL needs two GPUs). Run them with ``make test-gpu``."""
+"""GPU-only paths: fp16 autocast with its GradScaler (and the weight average beside it), and NCCL
+under torchrun. Marked ``gpu``: they skip without CUDA (NCCL needs two GPUs). Run them with
+``make test-gpu``."""
 from __future__ import annotations
 
 import math
@@ -20,10 +21,11 @@ pytestmark = [pytest.mark.gpu,
 @pytest.mark.parametrize("amp", ["fp16", "bf16"])
 def test_mixed_precision_on_cuda_trains_resumes_and_keeps_the_loss_scale(tmp_path, ljspeech_dir, amp):
     cfg = make_tiny_cfg(ljspeech_dir, tmp_path, "train.device=cuda", f"train.amp={amp}", "train.max_steps=4",
-                        "train.ckpt_every=2")
+                        "train.ckpt_every=2", "train.ema_decay=0.9")      # the weight average on the GPU too
     summary = Trainer(cfg).fit()
     assert summary["step"] == 4 and math.isfinite(summary["best_val_mse"])
     state = load_checkpoint(tmp_path / "checkpoints" / cfg.run_name / "last.pt")
+    assert state["raw_weights"] and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     if amp == "fp16":      # the scaler ran: its scale is saved, and it is the one a resume continues from
         scale = state["scalers"]["model"]["scale"]
         assert 0 < scale <= 2.0 ** 16
