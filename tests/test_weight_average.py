@@ -88,3 +88,14 @@ def test_decay_outside_zero_one_is_a_user_error(tmp_path, value):
     data = write_ljspeech(tmp_path / "LJSpeech-1.1")
     with pytest.raises(UserError, match="train.ema_decay"):
         make_tiny_cfg(data, tmp_path, f"train.ema_decay={value}")
+
+
+def test_resumed_with_the_average_off_training_goes_on_from_the_raw_weights(tmp_path):
+    data = write_ljspeech(tmp_path / "LJSpeech-1.1")
+    cfg = make_tiny_cfg(data, tmp_path, "train.max_steps=2", "train.ema_decay=0.5")
+    Trainer(cfg).fit()
+    cfg2, state = resume_cfg(last_pt(cfg), "train.ema_decay=0", "train.max_steps=3")
+    resumed = Trainer(cfg2, resume=state)
+    now = resumed.model.state_dict()
+    assert resumed.average is None
+    assert all(torch.equal(now[k], v) for k, v in state["raw_weights"].items())
