@@ -111,6 +111,17 @@ def tiny_cfg(tmp_path, ljspeech_dir) -> Config:
 
 # --------------------------------------------------------------------------- CLI
 
+def stop_after(loop, steps: int) -> None:
+    """Make ``loop`` ask itself to stop, as SIGINT/SIGTERM would, once ``steps`` steps are done."""
+    step_once = loop.train_step
+
+    def step(batch):
+        out = step_once(batch)
+        loop.stop_requested = loop.step + 1 == steps
+        return out
+    loop.train_step = step
+
+
 def run_script(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """``python scripts/<script> args...`` from the repo root, one thread, captured output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ROOT, make_tiny_cfg, run_script, write_ljspeech
+from conftest import ROOT, make_tiny_cfg, run_script, stop_after, write_ljspeech
 from processors.core.checkpoint_io import load_checkpoint, save_checkpoint
 from processors.core.config_io import apply_overrides, save_config
 from processors.core.errors import UserError
@@ -54,13 +54,7 @@ def test_interrupted_run_resumes_bit_exactly(name, data, tmp_path):
     Loop(straight, task).fit()
     cfg = net_cfg(name, data, tmp_path / "b", *steps)
     loop = Loop(cfg, task)
-    step_once = loop.train_step
-
-    def stop_after_third(batch):
-        out = step_once(batch)
-        loop.stop_requested = loop.step + 1 == 3
-        return out
-    loop.train_step = stop_after_third
+    stop_after(loop, 3)
     assert loop.fit()["step"] == 3
     state = load_checkpoint(files(cfg)[0] / "last.pt")
     assert state["step"] == 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import BASE_CONFIG, make_tiny_cfg, run_script, tiny_overrides, write_ljspeech
+from conftest import BASE_CONFIG, make_tiny_cfg, run_script, stop_after, tiny_overrides, write_ljspeech
 from processors.core.errors import UserError
 from processors.core.checkpoint_io import PRETRAINED_DIR, load_checkpoint, save_checkpoint
 from models.build import load_inpainter
@@ -150,15 +150,7 @@ def test_interrupted_run_resumes_bit_exactly(straight_run, tmp_path, model):
     Trainer(straight).fit()
     cfg = make_tiny_cfg(data, tmp_path / "b", "train.max_steps=8", "train.ckpt_every=4", *model)
     trainer = Trainer(cfg)
-    step_once = trainer.train_step
-
-    def stop_after_fourth(batch):
-        out = step_once(batch)
-        if trainer.step + 1 == 4:
-            trainer.stop_requested = True
-        return out
-
-    trainer.train_step = stop_after_fourth
+    stop_after(trainer, 4)
     assert trainer.fit()["step"] == 4
     cfg2, state = resume_cfg(last_pt(cfg))
     assert state["step"] == 4

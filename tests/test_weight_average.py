@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import make_tiny_cfg, write_ljspeech
+from conftest import make_tiny_cfg, stop_after, write_ljspeech
 from processors.core.checkpoint_io import load_checkpoint
 from processors.core.errors import UserError
 from training.trainer import Trainer
@@ -46,14 +46,7 @@ def test_checkpoint_holds_the_average_as_the_model_and_resumes_bit_exactly(tmp_p
     # stopped at step 2 and resumed: the same losses, the same average and raw weights
     first = make_tiny_cfg(data, tmp_path / "b", "train.max_steps=4", *ema)
     trainer = Trainer(first)
-    step_once = trainer.train_step
-
-    def stop_after_second(batch):
-        out = step_once(batch)
-        trainer.stop_requested = trainer.step + 1 == 2
-        return out
-
-    trainer.train_step = stop_after_second
+    stop_after(trainer, 2)
     assert trainer.fit()["step"] == 2
     cfg, resumed = resume_cfg(last_pt(first))
     Trainer(cfg, resume=resumed).fit()
