@@ -93,8 +93,10 @@ def data_files(d) -> list[Path]:
 
 def unique_files(files: list[Path]) -> list[Path]:
     """``files`` without the repeats of one file (a folder given twice, or inside another)."""
-    seen: set[Path] = set()
-    return [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    kept: dict[Path, Path] = {}
+    for f in files:
+        kept.setdefault(f.resolve(), f)
+    return list(kept.values())
 
 
 def group_key(path: Path, separator: str = "") -> str:

@@ -49,6 +49,18 @@ def longest_gap_ms(cfg, spare_frames: int = 0) -> float:
     return (frames * a.hop_length - a.n_fft) * 1000.0 / a.sample_rate
 
 
+def check_gap_fits(ms: float, cfg, who: str) -> None:
+    """UserError ``--gap-ms <ms>: ...`` unless a gap of ``ms`` milliseconds is at least one sample
+    at ``cfg``'s rate and fits ``who``'s window at any position (``longest_gap_ms`` with one
+    frame spare for rounding)."""
+    if round(ms * cfg.audio.sample_rate / 1000) < 1:
+        raise UserError(f"--gap-ms {ms:g}: shorter than one sample at {cfg.audio.sample_rate} Hz")
+    longest = longest_gap_ms(cfg, spare_frames=1)
+    if ms > longest:
+        raise UserError(f"--gap-ms {ms:g}: {who} fills gaps of at most {longest:.0f} ms "
+                        f"(crop_frames={cfg.data.crop_frames})")
+
+
 def locate(gap: tuple[int, int], n_samples: int, sr: int, cfg) -> GapWindow:
     """The crop window centred on ``gap`` (clamped to the file), or a UserError if the
     gap has too little context on either side or is longer than the model can fill."""

@@ -27,7 +27,7 @@ def main(args) -> int:
     from models.vocoder_nets import VOCODER_NETS, vocoder_checkpoints
     from processors.core.errors import UserError
     from models.vocoder_nets import VOCODERS
-    from processors.inpaint import longest_gap_ms
+    from processors.inpaint import check_gap_fits
     from training.configure import load_config
     from datasets.sources import evaluation_files
     from processors.core.cli import check_option
@@ -43,12 +43,7 @@ def main(args) -> int:
         return 0
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.set)
-    longest = longest_gap_ms(cfg, spare_frames=1)       # as evaluate's check: any position, one frame spare
-    if args.gap_ms > longest:
-        raise UserError(f"--gap-ms {args.gap_ms:g}: the vocoders fill gaps of at most {int(longest)} ms "
-                        f"with this config (crop_frames={cfg.data.crop_frames})")
-    if round(args.gap_ms * cfg.audio.sample_rate / 1000) < 1:      # the clips are read at this rate
-        raise UserError(f"--gap-ms {args.gap_ms:g}: shorter than one sample at {cfg.audio.sample_rate} Hz")
+    check_gap_fits(args.gap_ms, cfg, "the vocoder benchmark")     # the clips are read at the config's rate
     nets = vocoder_checkpoints(args.vocoder_checkpoint)
     # by default every classical method and every learned one whose net is given
     methods = args.methods or [m for m in sorted(VOCODERS) if m not in VOCODER_NETS or m in nets]

@@ -19,13 +19,9 @@ def main(args) -> int:
     from processors.excerpt_metrics import excerpt_seconds
     from training.evaluation.scoring import with_eval
 
-    if args.gaps_per_file < 1:
-        raise UserError(f"--gaps-per-file must be >= 1, got {args.gaps_per_file}")
-    if args.limit_files is not None and args.limit_files < 1:
-        raise UserError(f"--limit-files must be >= 1, got {args.limit_files}")
-    if args.examples < 0:
-        raise UserError(f"--examples must be >= 0, got {args.examples}")
-    check_option("--seed", args.seed, 0)
+    for flag, value, low in (("--gaps-per-file", args.gaps_per_file, 1), ("--examples", args.examples, 0),
+                             ("--seed", args.seed, 0), ("--limit-files", args.limit_files or 1, 1)):
+        check_option(flag, value, low)
     out = Path(args.out)
     for d in args.data:     # its wavs would be read as data by the next run
         if out.resolve().is_relative_to(Path(d).resolve()):
@@ -67,7 +63,7 @@ def main(args) -> int:
               f"domain: {cfg.eval.domain}; whole-signal metrics score the excerpt of "
               f"{excerpt_seconds(cfg.eval.domain, cfg.eval.excerpt_seconds):g} s each side of every gap (cut at the file's ends)"]
     clear_results(out)
-    paths = write_report(out, rows, examples, [s.name for s in systems], gap_ms, cfg, header, args.paired_against)
+    paths = write_report(out, rows, examples, names, gap_ms, cfg, header, args.paired_against)
     print(paths["summary"].read_text())
     print(f"{len(rows)} rows -> {paths['csv']}; summary -> {paths['summary']}; plots -> {paths['plot'].parent}")
     if args.report:

@@ -81,7 +81,6 @@ def test_a_phase_reports_its_own_peak_memory_not_its_parents():
 # --------------------------------------------------------------------------- options
 
 def test_check_option_refuses_what_cannot_be_counted_or_timed():
-    import pytest
     from processors.core.errors import UserError
     from processors.core.cli import check_option
     check_option("--iters", [1, 8], 1)

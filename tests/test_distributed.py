@@ -23,6 +23,18 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+def one_and_two_processes(cfg, tmp_path) -> tuple[np.ndarray, np.ndarray]:
+    """``cfg`` trained as one process (run "one") and as two under torchrun (run "two"): the
+    (step, loss) rows of each run's losses.csv."""
+    config = tmp_path / "run.yaml"
+    save_config(cfg, config)
+    one = run_script("train.py", "--config", config, "--set", "run_name=one", timeout=240)
+    assert one.returncode == 0, one.stderr
+    two = torchrun(2, "--config", config, "--set", "run_name=two")
+    assert two.returncode == 0, two.stderr
+    return tuple(np.loadtxt(tmp_path / "runs" / run / "losses.csv", delimiter=",") for run in ("one", "two"))
+
+
 def test_two_processes_follow_the_single_process_trajectory_through_a_resume(tmp_path):
     # Gaps of one fixed length: every item has as many masked bins, so the mean of the two
     # processes' masked means is the global batch's (with gaps of random length it is close).
@@ -50,7 +62,6 @@ def test_two_processes_follow_the_single_process_trajectory_through_a_resume(tmp
         torch.testing.assert_close(b[name], a[name], rtol=1e-3, atol=1e-5)
 
 
-
 def test_an_mae_draws_its_patch_masks_for_the_whole_step_in_two_processes(tmp_path):
     # every process draws from the same seeded stream; each must take its share of the step's
     # masks (not repeat rank 0's), so two processes again follow one
@@ -59,15 +70,9 @@ def test_an_mae_draws_its_patch_masks_for_the_whole_step_in_two_processes(tmp_pa
                         "model.params={patch_mels: 8, patch_frames: 4, dim: 16, depth: 1, heads: 2, decoder_dim: 8, "
                         "decoder_depth: 1, decoder_heads: 2, mask_mode: random_patches}",
                         "loss.weights={mse: 1.0}", "train.schedule=constant", "train.max_steps=3", "train.ckpt_every=3")
-    config = tmp_path / "mae.yaml"
-    save_config(cfg, config)
-    one = run_script("train.py", "--config", config, "--set", "run_name=one", timeout=240)
-    assert one.returncode == 0, one.stderr
-    two = torchrun(2, "--config", config, "--set", "run_name=two")
-    assert two.returncode == 0, two.stderr
-    single = np.loadtxt(tmp_path / "runs" / "one" / "losses.csv", delimiter=",")
-    double = np.loadtxt(tmp_path / "runs" / "two" / "losses.csv", delimiter=",")
+    single, double = one_and_two_processes(cfg, tmp_path)
     np.testing.assert_allclose(double[:, 1], single[:, 1], rtol=1e-4)
+
 
 def test_a_gan_trains_in_two_processes_with_its_adversarial_term_off(tmp_path):
     """With the adversarial weight at 0 the discriminator's last layer gets no gradient in the

@@ -11,7 +11,6 @@ import torch
 
 from conftest import make_tiny_cfg, write_ljspeech
 from processors.core.checkpoint_io import load_checkpoint
-from processors.core.config_io import save_config
 from training.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu,
@@ -40,17 +39,9 @@ def test_mixed_precision_on_cuda_trains_resumes_and_keeps_the_loss_scale(tmp_pat
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL under torchrun needs two GPUs (one per process)")
 def test_two_gpus_under_torchrun_follow_the_single_gpu_trajectory(tmp_path):
-    from test_distributed import torchrun
-    from conftest import run_script
+    from test_distributed import one_and_two_processes
     data = write_ljspeech(tmp_path / "LJSpeech-1.1", n_clips=6)
     cfg = make_tiny_cfg(data, tmp_path, "data.mask.mode=fixed", "data.mask.gap_frames=6", "train.batch_size=4",
                         "train.schedule=constant", "train.max_steps=4", "train.device=cuda")
-    config = tmp_path / "tiny.yaml"
-    save_config(cfg, config)
-    one = run_script("train.py", "--config", config, "--set", "run_name=one", timeout=240)
-    assert one.returncode == 0, one.stderr
-    two = torchrun(2, "--config", config, "--set", "run_name=two")
-    assert two.returncode == 0, two.stderr
-    single = np.loadtxt(tmp_path / "runs" / "one" / "losses.csv", delimiter=",")
-    double = np.loadtxt(tmp_path / "runs" / "two" / "losses.csv", delimiter=",")
+    single, double = one_and_two_processes(cfg, tmp_path)
     np.testing.assert_allclose(double[:, 1], single[:, 1], rtol=1e-3)

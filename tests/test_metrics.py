@@ -246,7 +246,6 @@ def test_visqol_scores_a_copy_above_a_gapped_one():
     assert math.isnan(visqol_audio(ref[:SR // 2], ref[:SR // 2], SR)[0])
 
 
-
 def test_mel_snr_of_a_gap_in_digital_silence_is_undefined_not_minus_300_db():
     from processors.metrics import mel_snr_db
     silent = np.zeros((8, 5))

@@ -20,15 +20,16 @@ def test_average_follows_the_ramped_decay_and_swaps_back():
     net = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         net.weight.fill_(0.0)
-    avg = WeightAverage(net, list(net.parameters()), decay=0.9)
+    avg = WeightAverage(dict(net.named_parameters()), decay=0.9)
     with torch.no_grad():
         net.weight.fill_(1.0)
     avg.update(step=1)                    # ramp: min(0.9, 2 / 11) keeps 2/11 of the old average
     assert torch.allclose(avg.shadow["weight"], torch.full((1, 2), 9 / 11))
     avg.update(step=1000)                 # ramp over: the decay itself
     assert torch.allclose(avg.shadow["weight"], torch.full((1, 2), 0.9 * 9 / 11 + 0.1))
-    with avg.swapped_in():
+    with avg.swapped_in() as raw:
         assert torch.equal(net.weight, avg.shadow["weight"])
+        assert torch.equal(raw["weight"], torch.ones(1, 2))
     assert torch.equal(net.weight, torch.ones(1, 2))
 
 

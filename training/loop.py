@@ -127,8 +127,8 @@ class Loop:
         # the main group's weights averaged over the steps (train.ema_decay): validated, saved as
         # the checkpoint's "model" and so what best.pt, an export and init_from take; a resumed
         # run's "model" is the average and its "raw_weights" what training goes on from
-        main_params = dict(named_in(self.model, self.task.param_groups()["model"]))
-        self.average = WeightAverage(self.model, list(main_params.values()), t.ema_decay) if t.ema_decay else None
+        main_params = named_in(self.model, self.task.param_groups()["model"])
+        self.average = WeightAverage(main_params, t.ema_decay) if t.ema_decay else None
         if resume is not None and resume.get("raw_weights"):
             try:
                 load_weights(main_params, resume["raw_weights"])
@@ -167,16 +167,12 @@ class Loop:
 
     # ------------------------------------------------------------------ state
 
-    def averaged(self):
-        """A block run with the averaged weights in the model (train.ema_decay; else as it is)."""
-        return self.average.swapped_in() if self.average else contextlib.nullcontext()
-
     def state(self) -> dict:
-        extra = {}
-        if self.average:          # copies: the swap puts the raw weights back into these tensors
-            extra["raw_weights"] = self.average.raw()
-        with self.averaged():
-            model = {k: v.clone() for k, v in self.model.state_dict().items()}
+        model, extra = self.model.state_dict(), {}
+        if self.average:      # copies of the average: the swap back writes the raw weights into these tensors
+            with self.average.swapped_in() as raw:
+                model = {k: v.clone() for k, v in self.model.state_dict().items()}
+            extra["raw_weights"] = raw
         return {"config": self.cfg.to_dict(), "model": model, **extra,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "aux_optimizers": {g: {"optimizer": o.state_dict(), "scheduler": self.schedulers[g].state_dict()}
@@ -277,7 +273,7 @@ class Loop:
     def validate(self, writer: SummaryWriter | None = None) -> dict:
         """The task's validation metrics; ``best.pt`` on a new best ``task.best_key``."""
         self.model.eval()
-        with torch.no_grad(), self.averaged():
+        with torch.no_grad(), self.average.swapped_in() if self.average else contextlib.nullcontext():
             metrics = self.task.validate(self, writer)
         self.model.train()
         if metrics[self.task.best_key] < self.best:

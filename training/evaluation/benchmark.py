@@ -12,7 +12,6 @@ building the model, the first call) is excluded from every timing.
   real data path vs one synthetic batch kept in memory
 - infer: wall time to fill one 200 ms gap in a 10-second and a 10-minute file (a real clip
   tiled), with an untrained model of the config (the cost does not depend on the weights)
-
 """
 from __future__ import annotations
 

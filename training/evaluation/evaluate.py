@@ -26,7 +26,7 @@ from processors.audio_io import load_mono
 from processors.core.errors import UserError
 from processors.core.registry import Registry
 from processors.gaps import sample_gaps, splice
-from processors.inpaint import inpaint_audio, locate, longest_gap_ms, window_mels, window_samples
+from processors.inpaint import check_gap_fits, inpaint_audio, locate, window_mels, window_samples
 from processors.lpc import lpc_fill, lpc_sizes
 from processors.mel import MelSpectrogram
 from processors.isolation import CrashIsolation
@@ -196,12 +196,7 @@ def check_gap_ms(gap_ms: list[float], systems: list[System]) -> None:
         if not (ms > 0 and math.isfinite(ms)):
             raise UserError(f"--gap-ms {ms:g}: gap lengths must be positive milliseconds")
         for s in systems:
-            if round(ms * s.cfg.audio.sample_rate / 1000) < 1:
-                raise UserError(f"--gap-ms {ms:g}: shorter than one sample at {s.cfg.audio.sample_rate} Hz")
-            longest = longest_gap_ms(s.cfg, spare_frames=1)      # any position, so one frame for rounding
-            if ms > longest:
-                raise UserError(f"--gap-ms {ms:g}: {s.name} fills gaps of at most {longest:.0f} ms "
-                                f"(crop_frames={s.cfg.data.crop_frames})")
+            check_gap_fits(ms, s.cfg, s.name)
 
 
 # --------------------------------------------------------------------------- the run
